@@ -1,0 +1,87 @@
+"""quotewatch's settings, in one place: a flag beats an environment variable beats the default.
+
+Each setting is declared once below with its flag, its environment variable and its default;
+the README's configuration table lists the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names it and the fix."""
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"must be > 0, got {text!r}")
+    return value
+
+
+def _products(text: str) -> tuple[str, ...]:
+    products = tuple(p.strip().upper() for p in text.split(",") if p.strip())
+    if not products:
+        raise ValueError("needs at least one product, e.g. BTC-USD,ETH-USD")
+    return products
+
+
+def _feed(text: str) -> str:
+    if text not in ("exchange", "advanced"):
+        raise ValueError(f"must be 'exchange' or 'advanced', got {text!r}")
+    return text
+
+
+def _setting(flag: str | None, env: str | None, default: Any, parse: Callable[[str], Any] = str,
+             secret: bool = False) -> Any:  # fmt: skip
+    return field(
+        default=default,
+        repr=not secret,
+        metadata={"flag": flag, "env": env, "parse": parse},
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings for one quotewatch run."""
+
+    data_dir: Path = _setting("--data-dir", "QW_DATA_DIR", Path(".quotewatch"), Path)
+    catalog_uri: str | None = _setting("--catalog-uri", "QW_CATALOG_URI", None)
+    warehouse: str | None = _setting("--warehouse", "QW_WAREHOUSE", None)
+    feed: str = _setting("--feed", "QW_FEED", "exchange", _feed)
+    products: tuple[str, ...] = _setting("--products", "QW_PRODUCTS", ("BTC-USD",), _products)
+    host: str = _setting("--host", "QW_HOST", "127.0.0.1")
+    port: int = _setting("--port", "QW_PORT", 8050, int)
+    push_url: str | None = _setting("--push-url", "GRAFANA_PUSH_URL", None)
+    push_interval: float = _setting("--push-interval", "QW_PUSH_INTERVAL", 15.0, _positive_float)
+    grafana_user: str | None = _setting(None, "GRAFANA_USER", None)
+    grafana_api_key: str | None = _setting(None, "GRAFANA_API_KEY", None, secret=True)
+    environment: str = _setting(None, "ENVIRONMENT", "local")
+
+    @classmethod
+    def resolve(
+        cls, args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Build settings from parsed flags, then the environment, then the defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            meta = f.metadata
+            flag_value = getattr(args, f.name, None) if args is not None else None
+            if flag_value is not None:
+                raw, origin = flag_value, meta["flag"]
+            elif meta["env"] and environ.get(meta["env"]):
+                raw, origin = environ[meta["env"]], meta["env"]
+            else:
+                continue
+            try:
+                values[f.name] = meta["parse"](raw) if isinstance(raw, str) else raw
+            except ValueError as exc:
+                raise ConfigError(f"{origin}={raw!r} is invalid: {exc}") from None
+        return cls(**values)

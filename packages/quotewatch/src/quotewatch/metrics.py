@@ -1,0 +1,116 @@
+"""Every metric quotewatch exports, in one place.
+
+This is the only quotewatch module that imports prometheus_client (a test enforces it). Other
+modules apply these metrics through qw_metrics decorators and `track_buffer`; no function body
+outside this module touches a metric.
+
+Names, types and labels follow the observability design (../shared/notes/design.md) with its
+corrections: gaps are counted per product and `source`, and completeness is read from
+`pipeline_rows_expected_total` against `iceberg_rows_written_total` per table.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Latency buckets from 50 µs to 10 s: the pipeline works in microseconds, flushes take seconds.
+LATENCY_BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+ROWS_BUCKETS = (1, 10, 100, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000)
+
+# --- feed (ingest) ---------------------------------------------------------------------------
+MESSAGES_RECEIVED = Counter(
+    "coinbase_messages_received", "Feed messages received, by message type.", ["type"]
+)
+MESSAGES_INVALID = Counter(
+    "coinbase_messages_invalid",
+    "Feed messages that failed validation and were skipped, by reason.",
+    ["reason"],
+)
+SEQUENCE_GAPS = Counter(
+    "coinbase_sequence_gaps",
+    "Gaps (runs of missing ids) detected, by product and id source "
+    "(trade_id, sequence_num or heartbeat).",
+    ["product", "source"],
+)
+MESSAGES_MISSED = Counter(
+    "coinbase_messages_missed",
+    "Ids missing inside detected gaps, by product and id source.",
+    ["product", "source"],
+)
+MATCH_SEQUENCE = Gauge(
+    "coinbase_match_sequence",
+    "Last match `sequence` seen. Information only: it counts full-channel events the client "
+    "never sees, so it jumps between matches and is NOT a gap signal.",
+    ["product"],
+)
+LAST_TRADE_ID = Gauge("coinbase_last_trade_id", "Last trade id received.", ["product"])
+RESYNCS = Counter(
+    "coinbase_resyncs",
+    "Level2 resubscriptions made to get a fresh snapshot, by reason.",
+    ["reason"],
+)
+CROSSED_BOOKS = Counter(
+    "orderbook_crossed", "Updates after which best bid >= best ask, by product.", ["product"]
+)
+RECONNECTIONS = Counter(
+    "websocket_reconnections", "Websocket reconnections, by feed and reason.", ["feed", "reason"]
+)
+
+# --- pipeline ---------------------------------------------------------------------------------
+MESSAGE_LATENCY = Histogram(
+    "pipeline_message_latency_seconds",
+    "Time from receiving a frame to the state snapshot reflecting it.",
+    buckets=LATENCY_BUCKETS,
+)
+EVENT_LOOP_LAG = Histogram(
+    "pipeline_event_loop_lag_seconds",
+    "How late the feed's event loop wakes up a periodic probe; large values mean a freeze.",
+    buckets=LATENCY_BUCKETS,
+)
+ML_PREDICT = Histogram(
+    "ml_predict_duration_seconds", "Time for one model prediction.", buckets=LATENCY_BUCKETS
+)
+ML_TRAIN = Histogram(
+    "ml_train_duration_seconds", "Time for one mini-batch partial_fit.", buckets=LATENCY_BUCKETS
+)
+ML_SAMPLES = Counter("ml_samples", "Labelled training samples, by label.", ["label"])
+ML_PREDICTIONS = Counter("ml_predictions", "Predictions made, by predicted class.", ["prediction"])
+LABELER_EVICTIONS = Counter(
+    "labeler_evictions", "Samples evicted from the labeler buffer before they were labelled."
+)
+ROWS_EXPECTED = Counter(
+    "pipeline_rows_expected",
+    "Rows the pipeline produced for storage, by table: the denominator of completeness.",
+    ["table"],
+)
+
+# --- storage ----------------------------------------------------------------------------------
+ROWS_WRITTEN = Counter("iceberg_rows_written", "Rows committed to Iceberg, by table.", ["table"])
+FLUSHES = Counter("iceberg_flush", "Successful flushes (one commit each), by table.", ["table"])
+FLUSH_DURATION = Histogram(
+    "iceberg_flush_duration_seconds",
+    "Time for one flush, retries included, by table.",
+    ["table"],
+    buckets=LATENCY_BUCKETS,
+)
+FLUSH_ROWS = Histogram(
+    "iceberg_flush_rows", "Rows per flush, by table.", ["table"], buckets=ROWS_BUCKETS
+)
+FLUSH_ERRORS = Counter("iceberg_flush_errors", "Failed flush attempts, by table.", ["table"])
+SPILLED_ROWS = Counter(
+    "iceberg_spilled_rows", "Rows spilled to local Parquet while storage was down.", ["table"]
+)
+
+# --- dashboard --------------------------------------------------------------------------------
+DASHBOARD_UPDATE_AGE = Gauge(
+    "dashboard_update_age_seconds", "Age of the state snapshot the dashboard last rendered."
+)
+DASHBOARD_CALLBACK_DURATION = Histogram(
+    "dashboard_callback_duration_seconds",
+    "Time to run one dashboard callback.",
+    buckets=LATENCY_BUCKETS,
+)
+DASHBOARD_CALLBACKS = Counter("dashboard_callbacks", "Dashboard update callbacks run.")

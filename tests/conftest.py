@@ -1,0 +1,30 @@
+"""Shared test set-up: markers for tests that need an outside program."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+# marker -> (programs it needs on PATH, the Debian packages that provide them)
+EXTERNAL_PROGRAMS = {
+    "prometheus": (("prometheus", "promtool"), "prometheus"),
+    "chromium": (("chromium", "chromedriver"), "chromium chromium-driver"),
+}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker, (programs, packages) in EXTERNAL_PROGRAMS.items():
+        if item.get_closest_marker(marker) is None:
+            continue
+        missing = [p for p in programs if shutil.which(p) is None]
+        if not missing:
+            continue
+        reason = f"needs {', '.join(missing)} on PATH: apt-get install {packages}"
+        # .ci/run installs these programs and sets QW_REQUIRE_EXTERNAL=1, so a skip there is a bug.
+        if os.environ.get("QW_REQUIRE_EXTERNAL") == "1":
+            pytest.fail(f"QW_REQUIRE_EXTERNAL=1 but this test {reason}", pytrace=False)
+        pytest.skip(reason)
+    if item.get_closest_marker("soak") is not None and os.environ.get("QW_SOAK") != "1":
+        pytest.skip("soak test: set QW_SOAK=1 to run it")
