@@ -11,7 +11,17 @@ corrections: gaps are counted per product and `source`, and completeness is read
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from qw_metrics import Histogram as LeanHistogram
+from qw_metrics import RollingRate
 
 # Latency buckets from 50 µs to 10 s: the pipeline works in microseconds, flushes take seconds.
 LATENCY_BUCKETS = (
@@ -60,20 +70,28 @@ RECONNECTIONS = Counter(
 )
 
 # --- pipeline ---------------------------------------------------------------------------------
-MESSAGE_LATENCY = Histogram(
+# Histograms observed on every message use qw_metrics' lean histogram (same exposition, no lock,
+# about a third of the cost per observation).
+MESSAGE_LATENCY = LeanHistogram(
     "pipeline_message_latency_seconds",
     "Time from receiving a frame to the state snapshot reflecting it.",
     buckets=LATENCY_BUCKETS,
 )
-EVENT_LOOP_LAG = Histogram(
+EVENT_LOOP_LAG = LeanHistogram(
     "pipeline_event_loop_lag_seconds",
     "How late the feed's event loop wakes up a periodic probe; large values mean a freeze.",
     buckets=LATENCY_BUCKETS,
 )
-ML_PREDICT = Histogram(
+# `counted(ORDERBOOK_RATE)` feeds it; the gauge reads the rate at collect time.
+ORDERBOOK_RATE = RollingRate(window=10.0)
+ORDERBOOK_UPDATES_PER_SECOND = Gauge(
+    "orderbook_updates_per_second", "Order-book updates per second over the last 10 s."
+)
+ORDERBOOK_UPDATES_PER_SECOND.set_function(ORDERBOOK_RATE.rate)
+ML_PREDICT = LeanHistogram(
     "ml_predict_duration_seconds", "Time for one model prediction.", buckets=LATENCY_BUCKETS
 )
-ML_TRAIN = Histogram(
+ML_TRAIN = LeanHistogram(
     "ml_train_duration_seconds", "Time for one mini-batch partial_fit.", buckets=LATENCY_BUCKETS
 )
 ML_SAMPLES = Counter("ml_samples", "Labelled training samples, by label.", ["label"])
@@ -114,3 +132,14 @@ DASHBOARD_CALLBACK_DURATION = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 DASHBOARD_CALLBACKS = Counter("dashboard_callbacks", "Dashboard update callbacks run.")
+
+
+# --- exposition -------------------------------------------------------------------------------
+# Names other modules use instead of importing prometheus_client themselves.
+Registry = CollectorRegistry
+DEFAULT_REGISTRY: CollectorRegistry = REGISTRY
+
+
+def exposition(registry: CollectorRegistry = REGISTRY) -> tuple[str, bytes]:
+    """Prometheus text exposition of `registry`: (content type, body) for a `/metrics` route."""
+    return CONTENT_TYPE_LATEST, generate_latest(registry)

@@ -1,5 +1,55 @@
 """qw-metrics: decorator-first Prometheus instrumentation with a native remote-write client."""
 
+from qw_metrics._children import LabelError
+from qw_metrics._names import InvalidNameError
+from qw_metrics.budget import DEFAULT_MAX_SERIES, SeriesBudget, series_budget, set_series_budget
+from qw_metrics.buffers import track_buffer
+from qw_metrics.counting import counted, recorded
+from qw_metrics.histogram import Histogram, HistogramChild
+from qw_metrics.remote_write import (
+    BasicAuth,
+    BearerAuth,
+    InvalidSeriesError,
+    MetricsPusher,
+    RemoteWriteClient,
+    RemoteWriteConfigError,
+    RemoteWriteError,
+)
+from qw_metrics.rolling_rate import RollingRate
+from qw_metrics.sequence import Gap, Observation, SequenceKind, SequenceStats, SequenceTracker
+from qw_metrics.timing import StageConfigError, Timed, configure_stages, stage_histogram, timed
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "DEFAULT_MAX_SERIES",
+    "BasicAuth",
+    "BearerAuth",
+    "Gap",
+    "Histogram",
+    "HistogramChild",
+    "InvalidNameError",
+    "InvalidSeriesError",
+    "LabelError",
+    "MetricsPusher",
+    "Observation",
+    "RemoteWriteClient",
+    "RemoteWriteConfigError",
+    "RemoteWriteError",
+    "RollingRate",
+    "SequenceKind",
+    "SequenceStats",
+    "SequenceTracker",
+    "SeriesBudget",
+    "StageConfigError",
+    "Timed",
+    "__version__",
+    "configure_stages",
+    "counted",
+    "recorded",
+    "series_budget",
+    "set_series_budget",
+    "stage_histogram",
+    "timed",
+    "track_buffer",
+]

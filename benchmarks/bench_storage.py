@@ -1,0 +1,248 @@
+"""Storage writer benchmark: sustained appends, feed-loop lag during flushes, files per hour.
+
+    uv run --locked python benchmarks/bench_storage.py [--rows 200000]
+
+Rows are realistic order-book states: a simulated book where each update changes one of the
+top levels, submitted as `OrderBook.top(10)` would return them (lists of Decimal pairs).
+
+1. Row path, per row: our flat columnar buffer (`submit_orderbook` + Arrow conversion) against
+   the per-row dict peer (`dict` per row + `pa.Table.from_pylist`), side by side.
+2. Sustained appends: rows/s from the first submit until every row is committed to the local
+   warehouse (SQLite catalog, file warehouse), one process.
+3. Feed-loop lag: an asyncio loop with a 1 ms periodic probe and a feed task submitting 5,000
+   rows/s, measuring how late the probe wakes while flushes run in the writer thread, against
+   the same loop with no writer activity.
+4. Files per table per hour implied by the flush policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+
+from quotewatch.storage.buffers import BookBuffer
+from quotewatch.storage.catalog import CatalogConfig
+from quotewatch.storage.tables import BOOK_DEPTH, TABLES
+from quotewatch.storage.writer import DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_ROWS, StorageWriter
+
+Level = tuple[Decimal, Decimal]
+T0_US = 1_764_000_000_000_000
+
+
+def book_states(n: int, seed: int = 7) -> list[tuple[list[Level], list[Level]]]:
+    """`n` consecutive top-10 states of a simulated BTC-USD book."""
+    rng = random.Random(seed)
+    bids = {Decimal(f"{97000 - i * 0.01:.2f}"): Decimal(f"{rng.random():.8f}") for i in range(30)}
+    asks = {
+        Decimal(f"{97000.01 + i * 0.01:.2f}"): Decimal(f"{rng.random():.8f}") for i in range(30)
+    }
+    bid_keys, ask_keys = sorted(bids, reverse=True), sorted(asks)
+    states = []
+    for k in range(n):
+        side, keys = (bids, bid_keys) if k % 2 else (asks, ask_keys)
+        side[keys[rng.randrange(12)]] = Decimal(f"{rng.random():.8f}")
+        states.append(
+            (
+                [(p, bids[p]) for p in bid_keys[:BOOK_DEPTH]],
+                [(p, asks[p]) for p in ask_keys[:BOOK_DEPTH]],
+            )
+        )
+    return states
+
+
+def bench_row_path(states: list[tuple[list[Level], list[Level]]], rows: int) -> list[str]:
+    """Per-row cost of the columnar buffer against per-row dicts + from_pylist."""
+    tdef = TABLES["raw_orderbook"]
+    n = len(states)
+
+    buffer = BookBuffer(tdef)
+    start = time.perf_counter()
+    for i in range(rows):
+        bids, asks = states[i % n]
+        buffer.add("BTC-USD", T0_US + i, T0_US + i + 100, bids, asks)
+    submit_ours = time.perf_counter() - start
+    start = time.perf_counter()
+    ours, _ = buffer.to_arrow(buffer.drain())
+    convert_ours = time.perf_counter() - start
+
+    names = tdef.columns[3:]
+    dict_rows = []
+    start = time.perf_counter()
+    for i in range(rows):
+        bids, asks = states[i % n]
+        row: dict[str, object] = {
+            "product": "BTC-USD",
+            "event_time": T0_US + i,
+            "received_at": T0_US + i + 100,
+        }
+        for level, (p, s) in enumerate(bids):
+            row[f"bid_price_{level}"] = p
+            row[f"bid_size_{level}"] = s
+        for level, (p, s) in enumerate(asks):
+            row[f"ask_price_{level}"] = p
+            row[f"ask_size_{level}"] = s
+        dict_rows.append(row)
+    submit_dicts = time.perf_counter() - start
+    start = time.perf_counter()
+    peer = pa.Table.from_pylist(dict_rows, schema=tdef.arrow_schema)
+    convert_dicts = time.perf_counter() - start
+    assert peer.select(names).equals(ours.select(names))
+
+    def us(seconds: float) -> str:
+        return f"{seconds / rows * 1e6:.2f}"
+
+    ours_total = submit_ours + convert_ours
+    dicts_total = submit_dicts + convert_dicts
+    return [
+        f"| row path ({rows:,} rows) | submit µs/row | convert µs/row | total µs/row | ratio |",
+        "|---|---:|---:|---:|---:|",
+        f"| flat columnar buffer (ours) | {us(submit_ours)} | {us(convert_ours)} | "
+        f"{us(ours_total)} | 1.00 |",
+        f"| per-row dict + from_pylist (peer) | {us(submit_dicts)} | {us(convert_dicts)} | "
+        f"{us(dicts_total)} | {dicts_total / ours_total:.2f} |",
+    ]
+
+
+def bench_sustained(states: list[tuple[list[Level], list[Level]]], rows: int) -> list[str]:
+    """Rows/s from first submit to last commit, default flush settings."""
+    n = len(states)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        writer = StorageWriter(CatalogConfig.resolve(data_dir), data_dir)
+        writer.flush()  # tables created before the clock starts
+        start = time.perf_counter()
+        for i in range(rows):
+            bids, asks = states[i % n]
+            writer.submit_orderbook("BTC-USD", T0_US + i, T0_US + i + 100, bids, asks)
+        submitted = time.perf_counter() - start
+        counts = writer.close(timeout=600)
+        elapsed = time.perf_counter() - start
+        written = counts["raw_orderbook"].written
+        assert written == rows, counts
+        table_files = list(
+            (data_dir / "warehouse" / "quotewatch" / "raw_orderbook").rglob("*.parquet")
+        )
+    return [
+        "| sustained appends | rows | submit s | submitted->committed s | rows/s | commits (files) |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| raw_orderbook, defaults | {rows:,} | {submitted:.2f} | {elapsed:.2f} | "
+        f"{rows / elapsed:,.0f} | {len(table_files)} |",
+    ]
+
+
+async def _probe_loop(seconds: float, feed: Callable[[int], None] | None, rate: int) -> list[float]:
+    """Run a 1 ms probe (and a feed submitting `rate` rows/s) for `seconds`; return lateness."""
+    lateness: list[float] = []
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+
+    async def probe() -> None:
+        while loop.time() < end:
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lateness.append(time.perf_counter() - before - 0.001)
+
+    async def feeder() -> None:
+        i = 0
+        while loop.time() < end:
+            assert feed is not None
+            for _ in range(rate // 100):
+                feed(i)
+                i += 1
+            await asyncio.sleep(0.01)
+
+    tasks = [probe()] + ([feeder()] if feed else [])
+    await asyncio.gather(*tasks)
+    return lateness
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(samples, n=100)
+    return q[49] * 1e3, q[98] * 1e3, max(samples) * 1e3
+
+
+def bench_lag(states: list[tuple[list[Level], list[Level]]], seconds: float) -> list[str]:
+    """Probe lateness with no writer, and with a writer flushing every 1 s at 5,000 rows/s."""
+    n = len(states)
+    lines = [
+        "| feed-loop lag (1 ms probe) | GIL switch interval | p50 ms | p99 ms | max ms | commits |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    baseline = asyncio.run(_probe_loop(seconds, None, 0))
+    p50, p99, worst = _percentiles(baseline)
+    lines.append(
+        f"| no writer (peer) | {sys.getswitchinterval() * 1e3:.0f} ms | {p50:.2f} | "
+        f"{p99:.2f} | {worst:.2f} | 0 |"
+    )
+    default_interval = sys.getswitchinterval()
+    for interval in (default_interval, 0.001):
+        sys.setswitchinterval(interval)
+        with tempfile.TemporaryDirectory() as tmp:
+            data_dir = Path(tmp)
+            writer = StorageWriter(CatalogConfig.resolve(data_dir), data_dir, flush_interval=1.0)
+            writer.flush()
+
+            def feed(i: int, writer: StorageWriter = writer) -> None:
+                bids, asks = states[i % n]
+                writer.submit_orderbook("BTC-USD", T0_US + i, T0_US + i, bids, asks)
+
+            samples = asyncio.run(_probe_loop(seconds, feed, 5_000))
+            counts = writer.close(timeout=60)
+            p50, p99, worst = _percentiles(samples)
+            rows = counts["raw_orderbook"].written
+            table = data_dir / "warehouse" / "quotewatch" / "raw_orderbook"
+            files = len(list(table.rglob("*.parquet")))
+        lines.append(
+            f"| writer flushing every 1 s, 5,000 rows/s | {interval * 1e3:.0f} ms | {p50:.2f} | "
+            f"{p99:.2f} | {worst:.2f} | {files} ({rows:,} rows) |"
+        )
+    sys.setswitchinterval(default_interval)
+    return lines
+
+
+def files_per_hour() -> list[str]:
+    """Files per table per hour implied by the flush policy."""
+    lines = [
+        "| flush policy (defaults) | rows/s into a table | products | commits/h | files/h |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for rate, products in ((100, 1), (400, 1), (400, 3), (2_000, 3)):
+        per_hour_time = 3600 / DEFAULT_FLUSH_INTERVAL
+        per_hour_size = rate * 3600 / DEFAULT_FLUSH_ROWS
+        commits = max(per_hour_time, per_hour_size)
+        lines.append(
+            f"| {DEFAULT_FLUSH_INTERVAL:.0f} s or {DEFAULT_FLUSH_ROWS:,} rows | {rate:,} | "
+            f"{products} | {commits:,.0f} | {commits * products:,.0f} |"
+        )
+    return lines
+
+
+def main() -> None:
+    """Run every benchmark and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=200_000, help="rows for the sustained run")
+    parser.add_argument("--lag-seconds", type=float, default=5.0, help="probe duration")
+    args = parser.parse_args()
+    states = book_states(20_000)
+    for section in (
+        bench_row_path(states, 50_000),
+        bench_sustained(states, args.rows),
+        bench_lag(states, args.lag_seconds),
+        files_per_hour(),
+    ):
+        print("\n".join(section))
+        print()
+
+
+if __name__ == "__main__":
+    main()

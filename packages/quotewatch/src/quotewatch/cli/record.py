@@ -1,0 +1,76 @@
+"""`quotewatch record`: capture a live feed to a JSON Lines recording."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from quotewatch.config import ConfigError
+from quotewatch.ingest.auth import ExchangeCredentials
+from quotewatch.ingest.client import FeedClient
+from quotewatch.ingest.parser import Feed
+from quotewatch.ingest.session import FeedSession
+from quotewatch.record import Recorder
+
+log = logging.getLogger(__name__)
+
+
+def _products(text: str) -> tuple[str, ...]:
+    products = tuple(p.strip().upper() for p in text.split(",") if p.strip())
+    if not products:
+        raise argparse.ArgumentTypeError("needs at least one product, e.g. BTC-USD,ETH-USD")
+    return products
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text!r}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `record` sub-command."""
+    parser = subparsers.add_parser(
+        "record",
+        help="record a live feed to a JSON Lines file",
+        description="Connect to a Coinbase feed (or the local exchange via --url) and write one "
+        'line per received frame: {"ts": <receive time, epoch seconds>, "msg": <frame>}. '
+        "Runs until Ctrl-C or --duration. Exchange level2 (unbatched) is used when "
+        "COINBASE_API_KEY, COINBASE_API_SECRET and COINBASE_API_PASSPHRASE are set.",
+    )
+    parser.add_argument("--feed", choices=[f.value for f in Feed], default="exchange",
+                        help="which Coinbase feed (default exchange)")  # fmt: skip
+    parser.add_argument("--products", type=_products, default=("BTC-USD",),
+                        help="comma-separated products (default BTC-USD)")  # fmt: skip
+    parser.add_argument("--url", default=None,
+                        help="websocket URL (default: the feed's production URL)")  # fmt: skip
+    parser.add_argument("--out", type=Path, required=True, help="the .jsonl file to write")
+    parser.add_argument("--duration", type=_positive, default=None, metavar="S",
+                        help="stop after S seconds (default: run until Ctrl-C)")  # fmt: skip
+    parser.set_defaults(handler=run)
+
+
+async def _record(args: argparse.Namespace, recorder: Recorder) -> None:
+    feed = Feed(args.feed)
+    credentials = ExchangeCredentials.from_env() if feed is Feed.EXCHANGE else None
+    session = FeedSession(feed, products=args.products, taps=[recorder])
+    client = FeedClient(session, url=args.url, credentials=credentials)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(client.run(), args.duration)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Record until the duration ends or Ctrl-C."""
+    try:
+        with Recorder(args.out) as recorder:
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(_record(args, recorder))
+            log.info("recorded %d frames to %s", recorder.frames, args.out)
+    except (ConfigError, OSError) as exc:
+        log.error("%s", exc)
+        return 2
+    return 0

@@ -1,0 +1,347 @@
+"""The live page: one product's quotes, microstructure, prediction, candles and model state.
+
+One callback renders the whole page from the immutable snapshot the pipeline published
+(`StateStore.current()`); it never touches the pipeline's objects or locks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dash import Dash, Input, Output, State, dcc, html, no_update
+from qw_metrics import counted, recorded, timed
+
+from quotewatch.dashboard.widgets import (
+    ACCENT,
+    DOWN,
+    MUTED,
+    UP,
+    Figure,
+    figure,
+    fmt_number,
+    fmt_price,
+    graph,
+    stat_card,
+)
+from quotewatch.metrics import (
+    DASHBOARD_CALLBACK_DURATION,
+    DASHBOARD_CALLBACKS,
+    DASHBOARD_UPDATE_AGE,
+)
+from quotewatch.state import ModelState, ProductState, Snapshot, StateStore
+
+# Microstructure cards: (feature name, card title, unit, decimals).
+FEATURE_CARDS: tuple[tuple[str, str, str, int], ...] = (
+    ("spread_bps", "Spread (relative)", "bps", 2),
+    ("imbalance", "Book imbalance", "", 3),
+    ("depth", "Depth (top 10)", "", 3),
+    ("volatility", "Volatility (5 s)", "bps", 3),
+    ("trade_imbalance", "Trade imbalance (5 s)", "", 4),
+)
+
+WEIGHTS_HEIGHT = 230
+SHOWN = {"display": "block"}
+HIDDEN = {"display": "none"}
+
+# Output order of the live callback; `LiveView.outputs()` returns values in this order.
+OUTPUTS: tuple[tuple[str, str], ...] = (
+    ("product-select", "options"),
+    ("product-select", "value"),
+    ("product-select-wrap", "style"),
+    ("last-update", "children"),
+    ("staleness-warning", "children"),
+    ("staleness-warning", "style"),
+    ("prediction-value", "children"),
+    ("prediction-caption", "children"),
+    ("best-bid-value", "children"),
+    ("mid-value", "children"),
+    ("best-ask-value", "children"),
+    ("spread-value", "children"),
+    *((f"feature-{name}-value", "children") for name, *_ in FEATURE_CARDS),
+    ("candles-chart", "figure"),
+    ("weights-chart", "figure"),
+    ("model-progress", "children"),
+    ("model-accuracy-value", "children"),
+    ("model-accuracy-caption", "children"),
+)
+
+
+def layout(interval_ms: int) -> html.Div:
+    """The live page's components (filled by the callback `register` adds)."""
+    return html.Div(
+        id="live-page",
+        children=[
+            dcc.Interval(id="live-interval", interval=interval_ms),
+            html.Div(
+                className="qw-toolbar",
+                children=[
+                    html.Div(
+                        id="product-select-wrap",
+                        style=HIDDEN,
+                        children=dcc.Dropdown(
+                            id="product-select", options=[], clearable=False, searchable=False
+                        ),
+                    ),
+                    html.Span("Waiting for data…", id="last-update", className="qw-muted"),
+                    html.Div(id="staleness-warning", className="qw-warning", style=HIDDEN),
+                ],
+            ),
+            html.Div(
+                className="qw-row",
+                children=[
+                    html.Div(
+                        className="qw-card qw-card-wide",
+                        id="prediction",
+                        children=[
+                            html.Div("Price-move probability", className="qw-card-title"),
+                            html.Div("—", id="prediction-value", className="qw-card-value big"),
+                            html.Div("", id="prediction-caption", className="qw-card-caption"),
+                        ],
+                    ),
+                    stat_card("best-bid", "Best bid"),
+                    stat_card("mid", "Mid"),
+                    stat_card("best-ask", "Best ask"),
+                    stat_card("spread", "Spread (price)"),
+                ],
+            ),
+            html.Div(
+                className="qw-row",
+                children=[
+                    stat_card(f"feature-{name}", title, unit=unit)
+                    for name, title, unit, _ in FEATURE_CARDS
+                ],
+            ),
+            html.Div(
+                className="qw-grid-live",
+                children=[
+                    graph("candles-chart", "Mid (OHLC, 1 s candles) and trades", height=470),
+                    html.Div(
+                        className="qw-panel",
+                        children=[
+                            html.Div("Model", className="qw-panel-title"),
+                            html.Div(id="model-progress"),
+                            stat_card("model-accuracy", "Rolling accuracy"),
+                            html.Div("Feature weights", className="qw-card-title qw-gap"),
+                            dcc.Graph(
+                                id="weights-chart",
+                                figure=figure([], x_date=False, height=WEIGHTS_HEIGHT),
+                                config={"displayModeBar": False},
+                                style={"height": f"{WEIGHTS_HEIGHT}px"},
+                            ),
+                        ],
+                    ),
+                ],
+            ),
+        ],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LiveView:
+    """Everything the live callback outputs, plus the age of the data it shows."""
+
+    age: float | None
+    values: tuple[Any, ...]
+
+
+def choose_product(snapshot: Snapshot, selected: str | None) -> ProductState | None:
+    """The selected product's state, else the first product alphabetically, else None."""
+    products = snapshot.products
+    if selected in products:
+        return products[selected]  # type: ignore[index]
+    return products[min(products)] if products else None
+
+
+@counted(DASHBOARD_CALLBACKS)
+@recorded(DASHBOARD_UPDATE_AGE, value=lambda view: view.age)
+@timed(DASHBOARD_CALLBACK_DURATION)
+def render_live(
+    snapshot: Snapshot,
+    selected: str | None,
+    options: Sequence[Any] | None,
+    now: float,
+    stale_after: float,
+) -> LiveView:
+    """Render the live page from `snapshot` as seen at wall-clock time `now`."""
+    names = sorted(snapshot.products)
+    product = choose_product(snapshot, selected)
+    new_options = [{"label": n, "value": n} for n in names]
+    options_out = no_update if list(options or []) == new_options else new_options
+    # The dropdown starts empty: show which product the page picked.
+    value_out = product.product if product and selected != product.product else no_update
+    select_style = SHOWN if len(names) > 1 else HIDDEN
+
+    feed = snapshot.feed
+    updated = product.updated_at if product else feed.last_message_at
+    age = None if updated is None else max(0.0, now - updated)
+    last_update, warning = _freshness(product, age, stale_after, snapshot)
+
+    values: list[Any] = [
+        options_out,
+        value_out,
+        select_style,
+        last_update,
+        warning or "",
+        SHOWN if warning else HIDDEN,
+    ]
+    if product is None:
+        values += ["—", "Waiting for the first order-book update"]
+        values += ["—"] * 4
+        values += ["—"] * len(FEATURE_CARDS)
+        values += [
+            figure([], height=470, empty_text="waiting for data"),
+            figure([], x_date=False, height=WEIGHTS_HEIGHT),
+        ]
+        values += [_progress(ModelState()), "—", ""]
+        return LiveView(age, tuple(values))
+
+    values += _prediction(product)
+    values += [
+        fmt_price(product.best_bid),
+        fmt_price(product.mid),
+        fmt_price(product.best_ask),
+        fmt_price(product.spread),
+    ]
+    values += [
+        fmt_number(product.features.get(name), digits) for name, _, _, digits in FEATURE_CARDS
+    ]
+    model = product.model
+    values += [
+        candles_figure(product),
+        weights_figure(model),
+        _progress(model),
+        "—" if model.accuracy_recent is None else f"{model.accuracy_recent:.1%}",
+        "on recent labelled samples" if model.ready else "after warm-up",
+    ]
+    return LiveView(age, tuple(values))
+
+
+def _freshness(
+    product: ProductState | None, age: float | None, stale_after: float, snapshot: Snapshot
+) -> tuple[str, str | None]:
+    feed = snapshot.feed
+    status = f"feed {feed.source}: {'connected' if feed.connected else 'disconnected'}"
+    if feed.detail:
+        status += f" ({feed.detail})"
+    if age is None:
+        return f"Waiting for data · {status}", "No market data received yet"
+    stamp = product.updated_at if product else (feed.last_message_at or 0.0)
+    clock = time.strftime("%H:%M:%S", time.gmtime(stamp))
+    text = f"Updated {clock} UTC ({age:.1f} s ago) · {status} · {feed.messages:,} messages"
+    if age > stale_after:
+        return text, f"Stale: no update for {age:.0f} s (limit {stale_after:g} s)"
+    return text, None
+
+
+def _prediction(product: ProductState) -> list[Any]:
+    model = product.model
+    if model.ready and product.probability is not None:
+        return [
+            f"{product.probability:.1%}",
+            "chance the mid moves beyond the threshold within the label horizon",
+        ]
+    target = 2 * model.warmup_target
+    done = sum(min(c, model.warmup_target) for c in model.class_counts)
+    return [f"Training {done / target:.0%}", f"warm-up: {done} of {target} labelled samples"]
+
+
+def _progress(model: ModelState) -> html.Div:
+    bars = []
+    for label, count in zip(("no move (0)", "move (1)"), model.class_counts, strict=True):
+        share = min(1.0, count / model.warmup_target) if model.warmup_target else 1.0
+        bars.append(
+            html.Div(
+                className="qw-progress-row",
+                children=[
+                    html.Span(label, className="qw-progress-label"),
+                    html.Div(
+                        className="qw-progress",
+                        children=html.Div(
+                            className="qw-progress-fill", style={"width": f"{share:.0%}"}
+                        ),
+                    ),
+                    html.Span(f"{count:,} / {model.warmup_target:,}", className="qw-muted"),
+                ],
+            )
+        )
+    state = "ready: predicting" if model.ready else "warming up: collecting labelled samples"
+    return html.Div([html.Div(state, className="qw-card-caption"), *bars])
+
+
+def candles_figure(product: ProductState) -> Figure:
+    """Candlesticks of the mid, with the trades inside the candles' time range as dots."""
+    candles = product.candles
+    if not candles:
+        return figure([], height=470, empty_text="no candles yet")
+    data: list[dict[str, Any]] = [
+        {
+            "type": "candlestick",
+            "name": "mid",
+            "x": [c.start_us / 1000 for c in candles],
+            "open": [c.open for c in candles],
+            "high": [c.high for c in candles],
+            "low": [c.low for c in candles],
+            "close": [c.close for c in candles],
+            "increasing": {"line": {"color": UP}},
+            "decreasing": {"line": {"color": DOWN}},
+        }
+    ]
+    since = candles[0].start_us
+    for side, color in (("buy", UP), ("sell", DOWN)):
+        trades = [t for t in product.trades if t.taker_side == side and t.time_us >= since]
+        if trades:
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": f"taker {side}",
+                    "x": [t.time_us / 1000 for t in trades],
+                    "y": [t.price for t in trades],
+                    "marker": {"color": color, "size": 4, "opacity": 0.55},
+                }
+            )
+    fig = figure(data, height=470)
+    fig["layout"]["xaxis"]["rangeslider"] = {"visible": False}
+    return fig
+
+
+def weights_figure(model: ModelState) -> Figure:
+    """Horizontal bars of the model's (scaled) feature weights."""
+    weights = sorted(model.weights.items(), key=lambda kv: abs(kv[1]))
+    if not weights:
+        return figure(
+            [], x_date=False, height=WEIGHTS_HEIGHT, empty_text="no weights before warm-up"
+        )
+    bars = {
+        "type": "bar",
+        "orientation": "h",
+        "x": [w for _, w in weights],
+        "y": [n for n, _ in weights],
+        "marker": {"color": [ACCENT if w >= 0 else MUTED for _, w in weights]},
+    }
+    fig = figure([bars], x_date=False, height=WEIGHTS_HEIGHT, showlegend=False)
+    fig["layout"]["margin"]["l"] = 120
+    return fig
+
+
+def register(
+    app: Dash,
+    store: StateStore,
+    *,
+    stale_after: float,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Add the live page's callback to `app`, reading `store` on every interval tick."""
+
+    @app.callback(
+        [Output(component, prop) for component, prop in OUTPUTS],
+        Input("live-interval", "n_intervals"),
+        Input("product-select", "value"),
+        State("product-select", "options"),
+    )
+    def update_live(_ticks: int | None, selected: str | None, options: list[Any] | None) -> Any:
+        view = render_live(store.current(), selected, options, clock(), stale_after)
+        return list(view.values)

@@ -1,0 +1,1 @@
+"""Grafana dashboards as code: built from Python, rendered to JSON, pushed over Grafana's API."""

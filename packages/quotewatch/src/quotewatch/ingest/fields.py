@@ -1,0 +1,97 @@
+"""Strict readers for message fields: each returns a clean value or raises `BadMessage`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from quotewatch.ingest.invalid import BadMessage, InvalidReason
+
+_ZERO = Decimal(0)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+# Coinbase opened in 2012; anything outside this range is a placeholder such as 0001-01-01.
+_MIN_YEAR, _MAX_YEAR = 2000, 2099
+
+
+def require(msg: dict[str, Any], name: str) -> Any:
+    """The field's value; a missing field is a `MISSING_FIELD`."""
+    try:
+        return msg[name]
+    except KeyError:
+        raise BadMessage(InvalidReason.MISSING_FIELD, f"no {name!r}") from None
+
+
+def text(msg: dict[str, Any], name: str) -> str:
+    """A non-empty string field."""
+    value = require(msg, name)
+    if not isinstance(value, str) or not value:
+        raise BadMessage(InvalidReason.BAD_FIELD, f"{name}={value!r} is not a non-empty string")
+    return value
+
+
+def items(value: Any, name: str) -> list[Any]:
+    """A JSON array field's value."""
+    if not isinstance(value, list):
+        raise BadMessage(InvalidReason.BAD_FIELD, f"{name} is not a list")
+    return value
+
+
+def decimal(value: Any, reason: InvalidReason, *, positive: bool) -> Decimal:
+    """A finite, non-negative decimal (strictly positive when ``positive``) from a string."""
+    if not isinstance(value, str):
+        raise BadMessage(reason, f"{value!r} is not a decimal string")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise BadMessage(reason, f"{value!r} is not a number") from None
+    if not number.is_finite() or number < _ZERO or (positive and number == _ZERO):
+        raise BadMessage(reason, f"{value!r} is out of range")
+    return number
+
+
+def price(value: Any) -> Decimal:
+    """A price: a finite decimal string > 0."""
+    return decimal(value, InvalidReason.BAD_PRICE, positive=True)
+
+
+def size(value: Any) -> Decimal:
+    """A size: a finite decimal string >= 0."""
+    return decimal(value, InvalidReason.BAD_SIZE, positive=False)
+
+
+def integer(value: Any, name: str) -> int:
+    """A non-negative integer id, given as a JSON integer or a string of digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit() and value.isascii():
+        return int(value)
+    raise BadMessage(InvalidReason.BAD_ID, f"{name}={value!r} is not a non-negative integer")
+
+
+def time_us(value: Any) -> int:
+    """Microseconds since the epoch from an RFC 3339 time (or Go's time.String() form)."""
+    if not isinstance(value, str):
+        raise BadMessage(InvalidReason.BAD_TIME, f"{value!r} is not a time string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = _go_time(value)
+    if not _MIN_YEAR <= parsed.year <= _MAX_YEAR:
+        raise BadMessage(InvalidReason.BAD_TIME, f"{value!r} is not a plausible time")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return (parsed - _EPOCH) // _ONE_US
+
+
+def _go_time(value: str) -> datetime:
+    """Go's time.String() form, as Advanced Trade heartbeats carry it:
+    "2023-06-23 20:31:56.121961769 +0000 UTC m=+91717.525857105"."""
+    head, sep, _ = value.partition(" +0000 UTC")
+    if sep:
+        try:
+            return datetime.fromisoformat(head)
+        except ValueError:
+            pass
+    raise BadMessage(InvalidReason.BAD_TIME, f"{value!r} is not a time")

@@ -1,0 +1,117 @@
+"""Exact gap detection for both feeds, on `qw_metrics.SequenceTracker`.
+
+- Exchange trades: ``trade_id`` is contiguous (+1) per product, so one tracker keyed by product
+  counts gaps with ``source="trade_id"``. ``last_match`` (the first trade after subscribing) is
+  observed like any trade: it seeds a new product, and after a reconnect it reveals the trades
+  missed while disconnected. Trade ids are not reset on reconnect: they are global.
+- Exchange heartbeats: each heartbeat's ``last_trade_id`` says which trades exist. A trade may
+  still be in flight when a heartbeat arrives, so heartbeat *n* checks the trades up to the
+  ``last_trade_id`` of heartbeat *n-1*. Trades beyond the newest one received are then known to
+  be lost (a drop at the tail, which no later trade has revealed yet): ``source="heartbeat"``.
+  Those ids are remembered by the trade tracker, so the next trade does not count them again.
+- Advanced Trade: ``sequence_num`` goes up by 1 on every frame of a connection, across channels.
+  One tracker key per connection; the ``product`` label is the connection's products joined by
+  ``,`` (``*`` when replaying a recording, whose connections are not known). It is reset when a
+  connection starts (live) or when the counter restarts at 0 (replay). Frames may arrive a
+  few places out of order (a subscription ack overtaking the snapshots numbered before it), so
+  a jump is only a gap once ``SEQUENCE_REORDER_WINDOW`` newer frames came without the missing
+  ones; then ``on_gap`` fires (the session resubscribes level2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from qw_metrics import Gap, Observation, SequenceTracker, counted, recorded
+
+from quotewatch.events import Heartbeat, Trade
+from quotewatch.metrics import LAST_TRADE_ID, MATCH_SEQUENCE, MESSAGES_MISSED, SEQUENCE_GAPS
+
+SEQUENCE_REORDER_WINDOW = 8
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatGap:
+    """Trades a heartbeat proved missing: ``gap`` of ``product``."""
+
+    product: str
+    gap: Gap
+
+
+def _heartbeat_labels(result: HeartbeatGap | None) -> Mapping[str, str] | None:
+    return None if result is None else {"product": result.product, "source": "heartbeat"}
+
+
+def _product_labels(trade: Trade) -> Mapping[str, str]:
+    return {"product": trade.product}
+
+
+class TradeGaps:
+    """Exchange ``trade_id`` tracking per product, and the heartbeat ``last_trade_id`` check."""
+
+    def __init__(self) -> None:
+        self.tracker: SequenceTracker[str] = SequenceTracker(
+            gaps=SEQUENCE_GAPS,
+            missed=MESSAGES_MISSED,
+            labels=lambda product: {"product": product, "source": "trade_id"},
+        )
+        self._heartbeat_ids: dict[str, int] = {}
+        self.heartbeat_gaps: dict[str, list[Gap]] = {}
+
+    @recorded(LAST_TRADE_ID, value=lambda t: t.trade_id, labels_from_result=_product_labels)
+    @recorded(MATCH_SEQUENCE, value=lambda t: t.sequence, labels_from_result=_product_labels)
+    def trade(self, trade: Trade) -> Trade:
+        """Observe one trade's id; returns the trade."""
+        self.tracker.observe(trade.product, trade.trade_id)
+        return trade
+
+    @counted(SEQUENCE_GAPS, labels_from_result=_heartbeat_labels)
+    @counted(
+        MESSAGES_MISSED,
+        amount=lambda r: 0 if r is None else r.gap.missed,
+        labels_from_result=_heartbeat_labels,
+    )
+    def heartbeat(self, beat: Heartbeat) -> HeartbeatGap | None:
+        """Check the trades up to the previous heartbeat's ``last_trade_id``."""
+        if beat.product is None or beat.last_trade_id is None:
+            return None
+        previous = self._heartbeat_ids.get(beat.product)
+        self._heartbeat_ids[beat.product] = beat.last_trade_id
+        if previous is None:
+            return None
+        gap = self.tracker.skip_to(beat.product, previous)
+        if gap is None:
+            return None
+        self.heartbeat_gaps.setdefault(beat.product, []).append(gap)
+        return HeartbeatGap(beat.product, gap)
+
+    def reconnected(self) -> None:
+        """Forget heartbeat history: the previous connection's beats say nothing about this one."""
+        self._heartbeat_ids.clear()
+
+
+class SequenceNumGaps:
+    """Advanced Trade ``sequence_num`` tracking for one connection at a time."""
+
+    def __init__(self, label: str, on_gap: Callable[[Gap], None] | None = None) -> None:
+        self.label = label
+        self.tracker: SequenceTracker[str] = SequenceTracker(
+            gaps=SEQUENCE_GAPS,
+            missed=MESSAGES_MISSED,
+            labels=lambda key: {"product": key, "source": "sequence_num"},
+            on_gap=None if on_gap is None else lambda _key, gap: on_gap(gap),
+            reorder_window=SEQUENCE_REORDER_WINDOW,
+        )
+
+    def frame(self, sequence_num: int) -> Observation:
+        """Observe one frame's ``sequence_num``."""
+        last = self.tracker.last(self.label)
+        # A counter back at 0 is a new connection (replays see reconnects only this way).
+        if sequence_num == 0 and last:
+            self.tracker.reset(self.label)
+        return self.tracker.observe(self.label, sequence_num)
+
+    def reconnected(self) -> None:
+        """A new connection starts its counter at 0."""
+        self.tracker.reset(self.label)

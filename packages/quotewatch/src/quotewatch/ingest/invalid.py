@@ -1,0 +1,85 @@
+"""Why a feed message was rejected, and rate-limited logging of rejections.
+
+Every rejected message becomes an `Invalid` result naming a typed `InvalidReason`; the parser's
+decorator counts it in ``coinbase_messages_invalid_total{reason}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class InvalidReason(StrEnum):
+    """The typed reasons a feed message is skipped (the ``reason`` label)."""
+
+    MALFORMED_JSON = "malformed_json"
+    NOT_AN_OBJECT = "not_an_object"
+    UNKNOWN_TYPE = "unknown_type"
+    MISSING_FIELD = "missing_field"
+    BAD_FIELD = "bad_field"
+    BAD_PRICE = "bad_price"
+    BAD_SIZE = "bad_size"
+    BAD_TIME = "bad_time"
+    BAD_SIDE = "bad_side"
+    BAD_ID = "bad_id"
+
+
+class BadMessage(Exception):
+    """Raised inside the parsers; turned into an `Invalid` result at the top."""
+
+    def __init__(self, reason: InvalidReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """A skipped frame: its message type (or ``"unknown"``), the reason and a short detail.
+
+    ``sequence_num`` is the Advanced Trade envelope's counter when it could still be read, so a
+    malformed frame does not also show up as a sequence gap.
+    """
+
+    type: str
+    reason: InvalidReason
+    detail: str
+    sequence_num: int | None = None
+
+
+class RateLimitedLog:
+    """Logs at most ``burst`` messages per ``interval`` seconds; reports how many it dropped."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        burst: int = 5,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._burst = burst
+        self._interval = interval
+        self._clock = clock
+        self._window_start = -float("inf")
+        self._logged = 0
+        self._dropped = 0
+
+    def warning(self, msg: str, *args: object) -> bool:
+        """Log a warning unless the budget is spent; True when it was logged."""
+        now = self._clock()
+        if now - self._window_start >= self._interval:
+            if self._dropped:
+                self._logger.warning("%d similar messages suppressed", self._dropped)
+            self._window_start, self._logged, self._dropped = now, 0, 0
+        if self._logged >= self._burst:
+            self._dropped += 1
+            return False
+        self._logged += 1
+        self._logger.warning(msg, *args)
+        return True

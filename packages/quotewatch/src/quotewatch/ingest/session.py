@@ -1,0 +1,208 @@
+"""`FeedSession`: frame -> parse -> order book -> gap trackers -> consumers, for one feed.
+
+The same session drives a live connection (`quotewatch.ingest.client.FeedClient`) and a
+replay (`quotewatch.replay`), so both paths behave identically. Per frame:
+
+1. taps (e.g. the recorder) see the raw frame, its receive time and the parse result;
+2. `parse_frame` turns it into typed events or an `Invalid` (counted, logged, skipped);
+3. Advanced Trade ``sequence_num`` is checked; a confirmed gap makes every book stale and
+   asks for a level2 resubscription;
+4. each event is applied: snapshots replace a book, updates change it (skipped while the book
+   is stale); a book left crossed is counted, emptied (stale) and asks for a resubscription,
+   and its event is not passed on; trades and heartbeats go through the gap trackers;
+5. consumers get every applied event, in order, synchronously. They run on the feed loop, so
+   they must be quick and must never block or await I/O (hand rows to a queue instead).
+
+Resubscriptions are queued in `pending_resyncs`; the live client sends them, a replay only
+counts them (the snapshot that followed in the recording then refreshes the book).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from qw_metrics import Gap, counted
+
+from quotewatch.book import OrderBook
+from quotewatch.events import BookSnapshot, BookUpdate, Event, Heartbeat, Trade
+from quotewatch.ingest.gaps import SequenceNumGaps, TradeGaps
+from quotewatch.ingest.invalid import Invalid
+from quotewatch.ingest.parser import Feed, ParseResult, parse_frame
+from quotewatch.metrics import CROSSED_BOOKS, RESYNCS
+
+Frame = str | bytes | dict[str, Any]
+Consumer = Callable[[Event], None]
+FrameTap = Callable[[Frame, int, ParseResult], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """A request to resubscribe level2 for ``products`` (to get fresh snapshots)."""
+
+    reason: str
+    products: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class ProductStats:
+    """What one product's stream did (summary material, not metrics)."""
+
+    trades: int = 0
+    book_updates: int = 0
+    snapshots: int = 0
+    stale_updates: int = 0
+    crossed_books: int = 0
+    resyncs: int = 0
+
+
+@dataclass(slots=True)
+class SessionStats:
+    """Frame counts by type and invalid reason, and per-product counts."""
+
+    frames: int = 0
+    messages: Counter[str] = field(default_factory=Counter)
+    invalid: Counter[str] = field(default_factory=Counter)
+    products: dict[str, ProductStats] = field(default_factory=dict)
+
+
+class FeedSession:
+    """Parses frames of one feed and keeps its books and gap trackers; see the module doc."""
+
+    def __init__(
+        self,
+        feed: Feed,
+        *,
+        products: Sequence[str] = (),
+        consumers: Sequence[Consumer] = (),
+        taps: Sequence[FrameTap] = (),
+        connection_label: str | None = None,
+    ) -> None:
+        self.feed = feed
+        self.products = tuple(products)
+        self.consumers: list[Consumer] = list(consumers)
+        self.taps: list[FrameTap] = list(taps)
+        self.books: dict[str, OrderBook] = {p: OrderBook(p) for p in self.products}
+        self.stats = SessionStats()
+        self.trades = TradeGaps()
+        self.sequence = SequenceNumGaps(
+            connection_label or ",".join(self.products) or "*", on_gap=self._sequence_gap
+        )
+        self.pending_resyncs: list[Resync] = []
+        self._apply: Mapping[type, Callable[[Any], bool]] = {
+            BookUpdate: self._update,
+            BookSnapshot: self._snapshot,
+            Trade: self._trade,
+            Heartbeat: self._heartbeat,
+        }
+
+    def __repr__(self) -> str:
+        return f"FeedSession({self.feed}, products={list(self.books)})"
+
+    def book(self, product: str) -> OrderBook:
+        """The book of ``product`` (created empty and not ready if unseen)."""
+        book = self.books.get(product)
+        if book is None:
+            book = self.books[product] = OrderBook(product)
+        return book
+
+    def handle_frame(self, frame: Frame, received_us: int) -> ParseResult:
+        """Run one received frame through parse, books, trackers and consumers."""
+        result = parse_frame(frame, received_us, self.feed)
+        for tap in self.taps:
+            tap(frame, received_us, result)
+        stats = self.stats
+        stats.frames += 1
+        stats.messages[result.type] += 1
+        if result.sequence_num is not None:
+            self.sequence.frame(result.sequence_num)
+        if isinstance(result, Invalid):
+            stats.invalid[result.reason] += 1
+            return result
+        apply = self._apply
+        consumers = self.consumers
+        for event in result.events:
+            handler = apply.get(type(event))
+            if handler is not None and not handler(event):
+                continue
+            for consumer in consumers:
+                consumer(event)
+        return result
+
+    def connection_started(self) -> None:
+        """A new connection: books are stale until their snapshots, counters restart."""
+        for book in self.books.values():
+            book.clear()
+        self.pending_resyncs.clear()
+        self.trades.reconnected()
+        self.sequence.reconnected()
+
+    def finish(self) -> None:
+        """End of stream: confirm pending gaps."""
+        self.trades.tracker.flush()
+        self.sequence.tracker.flush()
+
+    def _product(self, product: str) -> ProductStats:
+        stats = self.stats.products.get(product)
+        if stats is None:
+            stats = self.stats.products[product] = ProductStats()
+        return stats
+
+    def _sequence_gap(self, gap: Gap) -> None:
+        # A dropped frame may have carried level2 changes for any product of the connection.
+        products = tuple(p for p, book in self.books.items() if book.ready)
+        for product in products:
+            self.books[product].clear()
+        if products:
+            self._resync("sequence_gap", products)
+
+    def _snapshot(self, snap: BookSnapshot) -> bool:
+        book = self.book(snap.product)
+        book.apply_snapshot(snap)
+        self._product(snap.product).snapshots += 1
+        return not self._check_crossed(book)
+
+    def _update(self, update: BookUpdate) -> bool:
+        book = self.books.get(update.product)
+        stats = self._product(update.product)
+        if book is None or not book.ready:
+            stats.stale_updates += 1
+            return False
+        book.apply_update(update)
+        stats.book_updates += 1
+        return not self._check_crossed(book)
+
+    def _check_crossed(self, book: OrderBook) -> bool:
+        """A crossed book is wrong: count it, drop it and ask for a fresh snapshot."""
+        if not book.is_crossed():
+            return False
+        self._crossed(book.product)
+        book.clear()
+        self._resync("crossed_book", (book.product,))
+        return True
+
+    @counted(CROSSED_BOOKS, labels_from_result=lambda product: {"product": product})
+    def _crossed(self, product: str) -> str:
+        self._product(product).crossed_books += 1
+        return product
+
+    @counted(RESYNCS, labels_from_result=lambda resync: {"reason": resync.reason})
+    def _resync(self, reason: str, products: tuple[str, ...]) -> Resync:
+        resync = Resync(reason, products)
+        for product in products:
+            self._product(product).resyncs += 1
+        self.pending_resyncs.append(resync)
+        return resync
+
+    def _trade(self, trade: Trade) -> bool:
+        self._product(trade.product).trades += 1
+        if self.feed is Feed.EXCHANGE:
+            self.trades.trade(trade)
+        return True
+
+    def _heartbeat(self, beat: Heartbeat) -> bool:
+        if self.feed is Feed.EXCHANGE:
+            self.trades.heartbeat(beat)
+        return True

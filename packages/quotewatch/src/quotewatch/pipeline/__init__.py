@@ -1,0 +1,1 @@
+"""The per-message pipeline: book -> features -> predict -> label -> train -> storage and state."""

@@ -1,0 +1,446 @@
+"""Per-message processing: book -> features -> predict -> label -> train -> storage rows and a
+new state snapshot.
+
+`Pipeline.process` is a `FeedSession` consumer: the session has already parsed the frame and
+applied the event to its order book (`books`, shared with the session), and the pipeline reads
+that book. It handles one event synchronously and never does I/O: storage rows go to the storage
+writer's queue (which never blocks the caller) and the state is published by swapping one
+reference. For a book update of product P:
+
+1. read the top of P's book;
+2. features from the top of the book and P's trade buffer (stage `features`);
+3. the labeler queues P's previous sample, then labels every waiting sample whose horizon this
+   update's exchange time reached (stage `labeler`);
+4. the classifier learns from those labels (a mini-batch partial_fit when enough are queued)
+   and predicts from this update's features (stage `classifier`); the prediction rides with
+   this update's sample, which the labeler queues on P's next update;
+5. rows for `raw_orderbook` and `features`, and a `predictions` row for every predicted sample
+   that was labelled or evicted (stage `writer`);
+6. a new `ProductState` is published; the message's latency (frame receipt to here) is recorded.
+
+Counters (rows expected per table, predictions per class, labeler evictions, the order-book
+update rate) are kept
+as plain integers and reported in increments by `report_counts` every 0.25 s and at `close`:
+a decorated call per message per counter cost more than the pipeline's own arithmetic.
+
+A trade goes to P's trade buffer and `raw_trades`; after a snapshot the same steps as an update
+run (with the receive time when the snapshot has no exchange time). Events for products not
+configured are ignored. Instrumentation is applied from outside by decorators.
+
+Latency runs from the frame's receive time (`received_us`) to the state swap. In a replay that
+time is the recorded one, so a pipeline made with `replay=True` measures from the call instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Protocol
+
+from qw_metrics import counted, recorded, timed
+
+from quotewatch.book import OrderBook
+from quotewatch.events import BookSnapshot, BookUpdate, Event, Level, Trade
+from quotewatch.metrics import (
+    LABELER_EVICTIONS,
+    MESSAGE_LATENCY,
+    ML_PREDICTIONS,
+    ORDERBOOK_RATE,
+    ROWS_EXPECTED,
+)
+from quotewatch.pipeline.candles import CandleBuilder
+from quotewatch.pipeline.classifier import OnlineClassifier
+from quotewatch.pipeline.features import FEATURE_NAMES, FeatureConfig, FeatureExtractor
+from quotewatch.pipeline.labeler import Labeler, LabelResult, Sample
+from quotewatch.pipeline.trades import TradeBuffer
+from quotewatch.state import FeedStatus, ProductState, StateStore, TradeView
+
+# How often the feed status in the snapshot is refreshed; per message would cost for nothing.
+_FEED_STATUS_EVERY = 0.25
+BOOK_LEVELS = 10  # levels per side stored in raw_orderbook
+
+
+class RowSink(Protocol):
+    """Where storage rows go: `quotewatch.storage.writer.StorageWriter` has this shape."""
+
+    def submit_orderbook(
+        self,
+        product: str,
+        time_us: int,
+        received_us: int,
+        bids: Sequence[Level],
+        asks: Sequence[Level],
+    ) -> None:
+        """Queue one raw_orderbook row."""
+
+    def submit_trade(self, trade: Trade) -> None:
+        """Queue one raw_trades row."""
+
+    def submit_features(
+        self, product: str, time_us: int, received_us: int, features: Mapping[str, float]
+    ) -> None:
+        """Queue one features row."""
+
+    def submit_prediction(
+        self,
+        product: str,
+        time_us: int,
+        received_us: int,
+        *,
+        horizon_seconds: float,
+        probability: float,
+        predicted_class: int,
+        label: int | None,
+        labelled_us: int | None,
+    ) -> None:
+        """Queue one predictions row."""
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """Model and display parameters of the pipeline."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    label_horizon_us: int = 500_000
+    label_threshold: float = 0.0001  # 0.01%
+    labeler_capacity: int = 1000
+    trade_capacity: int = 1000
+    batch_size: int = 256
+    warmup_per_class: int = 100
+    candle_interval_us: int = 1_000_000
+    candles_kept: int = 120
+    trades_shown: int = 50
+
+
+TABLES = ("raw_orderbook", "raw_trades", "features", "predictions")
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    """Running counts, for the run summary and the counter reports."""
+
+    messages: int = 0
+    book_updates: int = 0
+    trades: int = 0
+    samples: int = 0
+    labels: int = 0
+    predictions: int = 0
+    predicted_ones: int = 0
+    evictions: int = 0
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+
+
+@dataclass(frozen=True, slots=True)
+class CountsReport:
+    """Increments of the pipeline's counters since the previous report."""
+
+    book_updates: int
+    evictions: int
+    predicted_zeros: int
+    predicted_ones: int
+    rows: Mapping[str, int]
+
+
+class _FloatCache(dict[Decimal, float]):
+    """Decimal -> float, memoised: book levels repeat across updates, float(Decimal) is slow."""
+
+    def __missing__(self, key: Decimal) -> float:
+        if len(self) >= 1 << 16:
+            self.clear()
+        value = self[key] = float(key)
+        return value
+
+
+class ProductPipeline:
+    """The per-product working state: buffers, model and display builders."""
+
+    __slots__ = (
+        "candles",
+        "classifier",
+        "extractor",
+        "labeler",
+        "pending",
+        "product",
+        "state",
+        "trades",
+    )
+
+    def __init__(self, product: str, config: PipelineConfig) -> None:
+        self.product = product
+        self.trades = TradeBuffer(config.trade_capacity, config.features.trade_window_us)
+        self.extractor = FeatureExtractor(self.trades, config.features)
+        self.labeler = Labeler(
+            config.label_horizon_us, config.label_threshold, config.labeler_capacity
+        )
+        self.classifier = OnlineClassifier(
+            FEATURE_NAMES, batch_size=config.batch_size, warmup_per_class=config.warmup_per_class
+        )
+        self.candles = CandleBuilder(config.candle_interval_us, config.candles_kept)
+        self.pending: Sample | None = None  # this product's last sample, queued on its next update
+        self.state: ProductState | None = None
+
+
+def _latency(received: float | None) -> float | None:
+    return None if received is None else time.time() - received
+
+
+class Pipeline:
+    """Turns feed events into features, predictions, storage rows and state snapshots."""
+
+    def __init__(
+        self,
+        products: Iterable[str],
+        state: StateStore,
+        sink: RowSink | None = None,
+        config: PipelineConfig | None = None,
+        *,
+        books: Mapping[str, OrderBook],
+        source: str = "exchange",
+        replay: bool = False,
+    ) -> None:
+        self.config = config = config or PipelineConfig()
+        self.products = {p: ProductPipeline(p, config) for p in products}
+        if not self.products:
+            raise ValueError("the pipeline needs at least one product, e.g. BTC-USD")
+        self.books = books
+        self.state = state
+        self.sink = sink
+        self.replay = replay
+        self.stats = PipelineStats()
+        self._reported = PipelineStats()
+        self._horizon_s = config.label_horizon_us / 1e6
+        self._levels = max(BOOK_LEVELS, config.features.levels_needed)
+        self._floats = _FloatCache()
+        self._feed = FeedStatus(source=source, connected=False)
+        self._feed_at = 0.0
+        state.update_feed(source=source)
+
+    def set_feed(self, *, connected: bool, detail: str = "") -> None:
+        """Record the feed's connection state in the snapshot (call from the feed loop)."""
+        self._feed = replace(self._feed, connected=connected, detail=detail)
+        self.state.update_feed(connected=connected, detail=detail)
+
+    @recorded(MESSAGE_LATENCY, value=_latency)
+    def process(self, event: Event) -> float | None:
+        """Handle one event (a `FeedSession` consumer); return its frame's receive time (wall
+        clock seconds; the call's start in a replay), or None when no state changed."""
+        start = time.time() if self.replay else event.received_us * 1e-6
+        self.stats.messages += 1
+        if isinstance(event, BookUpdate):
+            prod = self.products.get(event.product)
+            if prod is None:
+                return None
+            self.stats.book_updates += 1
+            self._on_book(prod, event.time_us, event.received_us)
+        elif isinstance(event, Trade):
+            prod = self.products.get(event.product)
+            if prod is None or event.last_match:
+                return None  # an older trade replayed on subscribing: seen (and stored) before
+            self._on_trade(prod, event)
+        elif isinstance(event, BookSnapshot):
+            prod = self.products.get(event.product)
+            if prod is None:
+                return None
+            prod.pending = None  # a fresh book: the previous sample's features are from before
+            self._on_book(prod, event.time_us or event.received_us, event.received_us)
+        else:
+            return None
+        return start
+
+    def close(self) -> CountsReport:
+        """Write every predicted sample still waiting for its label (with a null label) and
+        report the counters; call once, after the last event."""
+        for prod in self.products.values():
+            waiting = prod.labeler.drain()
+            if prod.pending is not None:
+                waiting.append(prod.pending)
+                prod.pending = None
+            if waiting:
+                self._write_predictions(prod, LabelResult((), tuple(waiting)), 0)
+        return self.report_counts()
+
+    @counted(ORDERBOOK_RATE, amount=lambda r: r.book_updates)
+    @counted(LABELER_EVICTIONS, amount=lambda r: r.evictions)
+    @counted(ML_PREDICTIONS, prediction="0", amount=lambda r: r.predicted_zeros)
+    @counted(ML_PREDICTIONS, prediction="1", amount=lambda r: r.predicted_ones)
+    @counted(ROWS_EXPECTED, table="raw_orderbook", amount=lambda r: r.rows["raw_orderbook"])
+    @counted(ROWS_EXPECTED, table="raw_trades", amount=lambda r: r.rows["raw_trades"])
+    @counted(ROWS_EXPECTED, table="features", amount=lambda r: r.rows["features"])
+    @counted(ROWS_EXPECTED, table="predictions", amount=lambda r: r.rows["predictions"])
+    def report_counts(self) -> CountsReport:
+        """The counters' increments since the last report (called every 0.25 s and by close)."""
+        stats, last = self.stats, self._reported
+        ones = stats.predicted_ones - last.predicted_ones
+        report = CountsReport(
+            book_updates=stats.book_updates - last.book_updates,
+            evictions=stats.evictions - last.evictions,
+            predicted_zeros=stats.predictions - last.predictions - ones,
+            predicted_ones=ones,
+            rows={t: n - last.rows[t] for t, n in stats.rows.items()},
+        )
+        self._reported = replace(stats, rows=dict(stats.rows))
+        return report
+
+    def _on_book(self, prod: ProductPipeline, time_us: int, received_us: int) -> None:
+        book = self.books.get(prod.product)
+        if book is None:
+            return
+        bids, asks = book.top(self._levels)
+        if not bids or not asks:
+            if self.sink is not None:
+                self._write_book(prod, time_us, received_us, bids, asks)
+            return
+        floats = self._floats
+        bid = floats[bids[0][0]]
+        ask = floats[asks[0][0]]
+        mid = (bid + ask) * 0.5
+        features = prod.extractor.compute(
+            time_us, bid, ask, [floats[s] for _, s in bids], [floats[s] for _, s in asks]
+        )
+        result = prod.labeler.update(time_us, mid, prod.pending)
+        probability = self._classify(prod, result, features)
+        prod.pending = Sample(time_us, mid, features, probability, received_us)
+        stats = self.stats
+        stats.samples += 1
+        if result.labelled:
+            stats.labels += len(result.labelled)
+        if result.dropped:
+            stats.evictions += len(result.dropped)
+        if probability is not None:
+            stats.predictions += 1
+            if probability >= 0.5:
+                stats.predicted_ones += 1
+        named = dict(zip(FEATURE_NAMES, features, strict=True))
+        if self.sink is not None:
+            self._write(
+                prod, time_us=time_us, received_us=received_us, bids=bids, asks=asks, mid=mid,
+                named=named, result=result,
+            )  # fmt: skip
+        prod.candles.add(time_us, mid)
+        self._publish(
+            ProductState(
+                product=prod.product,
+                updated_at=time.time(),
+                time_us=time_us,
+                best_bid=bid,
+                best_ask=ask,
+                mid=mid,
+                spread=ask - bid,
+                features=MappingProxyType(named),
+                probability=probability,
+                model=prod.classifier.state(),
+                candles=prod.candles.candles(),
+                trades=prod.trades.recent(self.config.trades_shown),
+            )
+        )
+
+    @timed(stage="classifier")
+    def _classify(
+        self, prod: ProductPipeline, result: LabelResult, features: tuple[float, ...]
+    ) -> float | None:
+        if result.labelled:
+            prod.classifier.learn(result.labelled)
+        return prod.classifier.predict(features)
+
+    def _on_trade(self, prod: ProductPipeline, trade: Trade) -> None:
+        view = TradeView(trade.time_us, float(trade.price), float(trade.size), trade.taker_side)
+        prod.trades.add(view)
+        self.stats.trades += 1
+        if self.sink is not None:
+            self._write_trade(trade)
+        if prod.state is not None:
+            self._publish(
+                replace(
+                    prod.state,
+                    updated_at=time.time(),
+                    trades=prod.trades.recent(self.config.trades_shown),
+                )
+            )
+
+    def _publish(self, state: ProductState) -> None:
+        self.products[state.product].state = state
+        now = state.updated_at
+        if now - self._feed_at >= _FEED_STATUS_EVERY:
+            self._feed_at = now
+            self._feed = replace(
+                self._feed, connected=True, messages=self.stats.messages, last_message_at=now
+            )
+            self.state.update_product(state, self._feed)
+            self.report_counts()
+        else:
+            self.state.update_product(state)
+
+    # --- storage: every row is counted in stats.rows, reported as rows expected -------------
+
+    @timed(stage="writer")
+    def _write(
+        self,
+        prod: ProductPipeline,
+        *,
+        time_us: int,
+        received_us: int,
+        bids: list[Level],
+        asks: list[Level],
+        mid: float,
+        named: Mapping[str, float],
+        result: LabelResult,
+    ) -> None:
+        sink = self.sink
+        assert sink is not None
+        product = prod.product
+        sink.submit_orderbook(product, time_us, received_us, bids[:BOOK_LEVELS], asks[:BOOK_LEVELS])
+        sink.submit_features(product, time_us, received_us, {"mid": mid, **named})
+        rows = self.stats.rows
+        rows["raw_orderbook"] += 1
+        rows["features"] += 1
+        if result.labelled or result.dropped:
+            self._write_predictions(prod, result, time_us)
+
+    def _write_predictions(self, prod: ProductPipeline, result: LabelResult, time_us: int) -> None:
+        sink = self.sink
+        if sink is None:
+            return
+        product, horizon = prod.product, self._horizon_s
+        written = 0
+        for item in result.labelled:
+            s = item.sample
+            if s.probability is not None:
+                sink.submit_prediction(
+                    product, s.time_us, s.received_us, horizon_seconds=horizon,
+                    probability=s.probability, predicted_class=int(s.probability >= 0.5),
+                    label=item.label, labelled_us=time_us,
+                )  # fmt: skip
+                written += 1
+        for s in result.dropped:
+            if s.probability is not None:
+                sink.submit_prediction(
+                    product, s.time_us, s.received_us, horizon_seconds=horizon,
+                    probability=s.probability, predicted_class=int(s.probability >= 0.5),
+                    label=None, labelled_us=None,
+                )  # fmt: skip
+                written += 1
+        self.stats.rows["predictions"] += written
+
+    @timed(stage="writer")
+    def _write_book(
+        self,
+        prod: ProductPipeline,
+        time_us: int,
+        received_us: int,
+        bids: list[Level],
+        asks: list[Level],
+    ) -> None:
+        assert self.sink is not None
+        self.sink.submit_orderbook(
+            prod.product, time_us, received_us, bids[:BOOK_LEVELS], asks[:BOOK_LEVELS]
+        )
+        self.stats.rows["raw_orderbook"] += 1
+
+    @timed(stage="writer")
+    def _write_trade(self, trade: Trade) -> None:
+        assert self.sink is not None
+        self.sink.submit_trade(trade)
+        self.stats.rows["raw_trades"] += 1

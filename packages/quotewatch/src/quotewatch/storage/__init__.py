@@ -1,0 +1,17 @@
+"""Iceberg storage: catalog set-up, table definitions, the background writer and maintenance."""
+
+from quotewatch.storage.catalog import CatalogConfig, StorageConfigError, build_catalog
+from quotewatch.storage.tables import TABLE_NAMES, TABLES, ensure_tables
+from quotewatch.storage.writer import FlushResult, StorageWriter, TableCounts
+
+__all__ = [
+    "TABLES",
+    "TABLE_NAMES",
+    "CatalogConfig",
+    "FlushResult",
+    "StorageConfigError",
+    "StorageWriter",
+    "TableCounts",
+    "build_catalog",
+    "ensure_tables",
+]

@@ -1,0 +1,179 @@
+"""In-memory row buffers, one per table, and their conversion to Arrow.
+
+`add` runs on the feed's thread, so it only appends to Python lists under a short lock; the
+Arrow conversion happens on the writer's thread after `drain`. The order book buffer keeps all
+40 level values of a row in one flat list (one `extend` per side instead of 40 appends, and no
+per-row container objects for the garbage collector to walk); column `k` is then `flat[k::40]`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from decimal import Decimal
+from itertools import chain
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from quotewatch.storage.tables import BOOK_DEPTH, TableDef
+
+log = logging.getLogger(__name__)
+
+Level = tuple[Decimal, Decimal]
+_PAD: tuple[Any, ...] = ((None, None),) * BOOK_DEPTH
+_BOOK_VALUES = 4 * BOOK_DEPTH  # price and size per level per side
+
+
+class Buffer(Protocol):
+    """What the writer needs from a table's buffer."""
+
+    tdef: TableDef
+    added: int  # rows accepted since creation
+
+    def __len__(self) -> int: ...
+
+    def drain(self) -> Any:
+        """Take every buffered row, leaving the buffer empty."""
+
+    def to_arrow(self, drained: Any) -> tuple[pa.Table, int]:
+        """Convert drained rows; return the table and how many bad rows were dropped."""
+
+
+class RowBuffer:
+    """Rows of a low-rate table as tuples in the table's column order."""
+
+    def __init__(self, tdef: TableDef) -> None:
+        self.tdef = tdef
+        self._width = len(tdef.columns)
+        self._rows: list[tuple[Any, ...]] = []
+        self._lock = threading.Lock()
+        self.added = 0
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, row: tuple[Any, ...]) -> int:
+        """Append one row; return the number of buffered rows."""
+        if len(row) != self._width:
+            raise ValueError(
+                f"{self.tdef.name} rows have {self._width} values "
+                f"({', '.join(self.tdef.columns)}), got {len(row)}"
+            )
+        with self._lock:
+            self._rows.append(row)
+            self.added += 1
+            return len(self._rows)
+
+    def drain(self) -> list[tuple[Any, ...]]:
+        """Take every buffered row, leaving the buffer empty."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+        return rows
+
+    def to_arrow(self, drained: list[tuple[Any, ...]]) -> tuple[pa.Table, int]:
+        """Convert drained rows; rows that do not fit the schema are logged and dropped."""
+        schema = self.tdef.arrow_schema
+        try:
+            return _columns_to_table(schema, list(zip(*drained, strict=True))), 0
+        except (pa.ArrowException, TypeError, ValueError):
+            good = [row for row in drained if _row_fits(self.tdef, row)]
+            table = _columns_to_table(schema, list(zip(*good, strict=True)))
+            return table, len(drained) - len(good)
+
+
+class BookBuffer:
+    """`raw_orderbook` rows: product and times per row, plus 40 level values in one flat list."""
+
+    def __init__(self, tdef: TableDef) -> None:
+        self.tdef = tdef
+        self._products: list[str] = []
+        self._times: list[int] = []
+        self._received: list[int] = []
+        self._levels: list[Decimal | None] = []
+        self._lock = threading.Lock()
+        self.added = 0
+
+    def __len__(self) -> int:
+        return len(self._products)
+
+    def add(
+        self,
+        product: str,
+        time_us: int,
+        received_us: int,
+        bids: Sequence[Level],
+        asks: Sequence[Level],
+    ) -> int:
+        """Append one book state (top levels best-first); return the number of buffered rows."""
+        if len(bids) != BOOK_DEPTH:
+            bids = [*bids[:BOOK_DEPTH], *_PAD[len(bids) :]]
+        if len(asks) != BOOK_DEPTH:
+            asks = [*asks[:BOOK_DEPTH], *_PAD[len(asks) :]]
+        with self._lock:
+            levels = self._levels
+            levels.extend(chain.from_iterable(bids))
+            levels.extend(chain.from_iterable(asks))
+            n = len(self._products) + 1
+            if len(levels) != n * _BOOK_VALUES:
+                del levels[(n - 1) * _BOOK_VALUES :]
+                raise ValueError(
+                    f"raw_orderbook levels must be (price, size) pairs, got bids={bids!r:.200} "
+                    f"asks={asks!r:.200}"
+                )
+            self._products.append(product)
+            self._times.append(time_us)
+            self._received.append(received_us)
+            self.added += 1
+            return n
+
+    def drain(self) -> tuple[list[str], list[int], list[int], list[Decimal | None]]:
+        """Take every buffered row, leaving the buffer empty."""
+        with self._lock:
+            drained = (self._products, self._times, self._received, self._levels)
+            self._products, self._times, self._received, self._levels = [], [], [], []
+        return drained
+
+    def to_arrow(
+        self, drained: tuple[list[str], list[int], list[int], list[Decimal | None]]
+    ) -> tuple[pa.Table, int]:
+        """Convert drained rows; rows with a value that does not fit are logged and dropped."""
+        products, times, received, levels = drained
+        # Flat layout per row: bid (p, s) x 10 then ask (p, s) x 10; schema order is
+        # bid_price_0..9, bid_size_0..9, ask_price_0..9, ask_size_0..9.
+        order = [
+            side * 2 * BOOK_DEPTH + 2 * level + kind
+            for side in (0, 1)
+            for kind in (0, 1)
+            for level in range(BOOK_DEPTH)
+        ]
+        columns: list[Any] = [products, times, received]
+        columns += [levels[k::_BOOK_VALUES] for k in order]
+        try:
+            return _columns_to_table(self.tdef.arrow_schema, columns), 0
+        except (pa.ArrowException, TypeError, ValueError):
+            rows = list(zip(*columns, strict=True))
+            good = [row for row in rows if _row_fits(self.tdef, row)]
+            return _columns_to_table(self.tdef.arrow_schema, list(zip(*good, strict=True))), len(
+                rows
+            ) - len(good)
+
+
+def _columns_to_table(schema: pa.Schema, columns: list[Any]) -> pa.Table:
+    if not columns:
+        return schema.empty_table()
+    arrays = [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)]
+    for array, field in zip(arrays, schema, strict=True):
+        if not field.nullable and array.null_count:
+            raise ValueError(f"column {field.name!r} is required but has nulls")
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _row_fits(tdef: TableDef, row: tuple[Any, ...]) -> bool:
+    try:
+        _columns_to_table(tdef.arrow_schema, [[value] for value in row])
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        log.error("dropping a %s row that does not fit (%s): %.300r", tdef.name, exc, row)
+        return False
+    return True

@@ -1,0 +1,388 @@
+"""The background Iceberg writer: non-blocking submits, one commit per table per flush.
+
+The feed loop calls the `submit_*` methods; they append to an in-memory buffer under a short
+lock and never touch the catalog, the warehouse or the disk. A daemon thread flushes a table
+when its buffer reaches `flush_rows` or every `flush_interval` seconds (a timer, so it fires
+when the feed stalls). A flush converts the rows to Arrow and appends them in ONE commit.
+
+A flush that fails (catalog or storage down, conflicts beyond pyiceberg's own retries) keeps
+its batch in memory and is retried with exponential backoff; once a table holds more than
+`buffer_rows` rows in memory, the failed batches are spilled to Parquet under
+`<data_dir>/spill/<table>/`. Spill files are committed exactly once by a later successful
+flush, at start-up, or by `quotewatch storage recover` (see `spill.py`). `close(timeout)` does
+a final flush and spills whatever it cannot commit before the deadline, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qw_metrics import counted, recorded, timed, track_buffer
+
+from quotewatch.metrics import (
+    FLUSH_DURATION,
+    FLUSH_ERRORS,
+    FLUSH_ROWS,
+    FLUSHES,
+    ROWS_WRITTEN,
+    SPILLED_ROWS,
+)
+from quotewatch.storage.buffers import BookBuffer, Buffer, Level, RowBuffer
+from quotewatch.storage.catalog import CatalogConfig, build_catalog
+from quotewatch.storage.commit import Batch, commit_batches, new_batch_id
+from quotewatch.storage.spill import recover_table, spill_files, write_spill
+from quotewatch.storage.tables import FEATURE_COLUMNS, TABLE_NAMES, TABLES, ensure_tables
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
+
+    from quotewatch.config import Settings
+    from quotewatch.events import Trade
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FLUSH_ROWS = 5_000
+DEFAULT_FLUSH_INTERVAL = 10.0
+DEFAULT_BUFFER_ROWS = 100_000
+RETRY_MIN, RETRY_MAX = 0.5, 30.0
+_FEATURES = frozenset(FEATURE_COLUMNS)
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    """What one commit (or spill) of a table did: `rows` committed/spilled, or the error."""
+
+    table: str
+    rows: int
+    error: str | None = None
+
+    def ok(self) -> Mapping[str, str] | None:
+        """Labels when it succeeded, else None (for `counted(labels_from_result=...)`)."""
+        return {"table": self.table} if self.error is None else None
+
+    def failed(self) -> Mapping[str, str] | None:
+        """Labels when it failed, else None."""
+        return {"table": self.table} if self.error is not None else None
+
+
+@dataclass
+class TableCounts:
+    """Per-table row accounting for this writer's run."""
+
+    submitted: int = 0
+    written: int = 0
+    spilled: int = 0
+    rejected: int = 0
+    recovered: int = 0  # rows from spill files of earlier runs
+
+
+def _rows(result: FlushResult) -> float:
+    return result.rows
+
+
+@track_buffer("storage_writer", capacity="capacity")
+class StorageWriter:
+    """Thread-safe, non-blocking writer of the four quotewatch tables (see `tables.py`)."""
+
+    def __init__(
+        self,
+        config: CatalogConfig,
+        data_dir: Path,
+        *,
+        flush_rows: int = DEFAULT_FLUSH_ROWS,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        buffer_rows: int = DEFAULT_BUFFER_ROWS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if flush_rows < 1 or buffer_rows < flush_rows or not flush_interval > 0:
+            raise ValueError(
+                f"need flush_rows >= 1, buffer_rows >= flush_rows and flush_interval > 0, got "
+                f"flush_rows={flush_rows}, buffer_rows={buffer_rows}, "
+                f"flush_interval={flush_interval}"
+            )
+        self.config = config
+        self.data_dir = data_dir
+        self.flush_rows = flush_rows
+        self.flush_interval = flush_interval
+        self.buffer_rows = buffer_rows
+        self.capacity = buffer_rows * len(TABLE_NAMES)
+        self._clock = clock
+        self._book = BookBuffer(TABLES["raw_orderbook"])
+        self._trades = RowBuffer(TABLES["raw_trades"])
+        self._features = RowBuffer(TABLES["features"])
+        self._predictions = RowBuffer(TABLES["predictions"])
+        self._buffers: dict[str, Buffer] = {
+            "raw_orderbook": self._book,
+            "raw_trades": self._trades,
+            "features": self._features,
+            "predictions": self._predictions,
+        }
+        self._counts = {name: TableCounts() for name in TABLE_NAMES}
+        self._pending: dict[str, list[Batch]] = {name: [] for name in TABLE_NAMES}
+        self._pending_lock = threading.Lock()
+        self._retry_at = dict.fromkeys(TABLE_NAMES, 0.0)
+        self._retry_wait = dict.fromkeys(TABLE_NAMES, RETRY_MIN)
+        self._spills_waiting = dict.fromkeys(TABLE_NAMES, True)  # check leftovers at start
+        self._spilled_ids: set[str] = set()
+        self._catalog: Catalog | None = None
+        self._tables: dict[str, Table] = {}
+        self._wake = threading.Event()
+        self._flush_now = threading.Event()
+        self._flushed = threading.Condition()
+        self._flush_generation = 0
+        self._closing = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="storage-writer", daemon=True)
+        self._wake.set()  # the first pass recovers spill files left by an earlier run
+        self._thread.start()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> StorageWriter:
+        """A writer for the catalog, warehouse and data dir in `settings`."""
+        return cls(CatalogConfig.from_settings(settings), settings.data_dir, **options)
+
+    # --- submits: called from the feed loop, never block on I/O -------------------------------
+
+    def submit_orderbook(
+        self,
+        product: str,
+        time_us: int,
+        received_us: int,
+        bids: Sequence[Level],
+        asks: Sequence[Level],
+    ) -> None:
+        """Queue one `raw_orderbook` row: the top levels (best first) after an update."""
+        if self._book.add(product, time_us, received_us, bids, asks) >= self.flush_rows:
+            self._wake.set()
+
+    def submit_trade(self, trade: Trade) -> None:
+        """Queue one `raw_trades` row from a parsed trade event."""
+        row = (
+            trade.product,
+            trade.time_us,
+            trade.received_us,
+            trade.trade_id,
+            trade.price,
+            trade.size,
+            trade.taker_side,
+        )
+        if self._trades.add(row) >= self.flush_rows:
+            self._wake.set()
+
+    def submit_features(
+        self, product: str, time_us: int, received_us: int, features: Mapping[str, float]
+    ) -> None:
+        """Queue one `features` row; `features` maps names in `FEATURE_COLUMNS` to floats."""
+        unknown = features.keys() - _FEATURES
+        if unknown:
+            raise ValueError(
+                f"unknown feature names {sorted(unknown)}: the features table has "
+                f"{', '.join(FEATURE_COLUMNS)}"
+            )
+        get = features.get
+        row = (product, time_us, received_us, *[get(name) for name in FEATURE_COLUMNS])
+        if self._features.add(row) >= self.flush_rows:
+            self._wake.set()
+
+    def submit_prediction(
+        self,
+        product: str,
+        time_us: int,
+        received_us: int,
+        *,
+        horizon_seconds: float,
+        probability: float,
+        predicted_class: int,
+        label: int | None,
+        labelled_us: int | None,
+    ) -> None:
+        """Queue one `predictions` row, written once its label is known (or never will be)."""
+        row = (
+            product,
+            time_us,
+            received_us,
+            horizon_seconds,
+            probability,
+            predicted_class,
+            label,
+            labelled_us,
+        )
+        if self._predictions.add(row) >= self.flush_rows:
+            self._wake.set()
+
+    # --- state -------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Rows held in memory: buffered plus failed batches awaiting a retry."""
+        pending = sum(b.rows for batches in self._pending.values() for b in batches)
+        return sum(len(buf) for buf in self._buffers.values()) + pending
+
+    def submitted(self) -> dict[str, int]:
+        """Rows submitted per table since the writer started."""
+        return {name: buf.added for name, buf in self._buffers.items()}
+
+    def counts(self) -> dict[str, TableCounts]:
+        """Row accounting per table: submitted, written, spilled, rejected, recovered."""
+        out = {}
+        for name, buf in self._buffers.items():
+            c = self._counts[name]
+            out[name] = TableCounts(buf.added, c.written, c.spilled, c.rejected, c.recovered)
+        return out
+
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Flush every table now; wait up to `timeout` s; True if a full flush cycle ran."""
+        with self._flushed:
+            target = self._flush_generation + 1
+            self._flush_now.set()
+            self._wake.set()
+            return self._flushed.wait_for(lambda: self._flush_generation >= target, timeout)
+
+    def close(self, timeout: float = 10.0) -> dict[str, TableCounts]:
+        """Final flush within `timeout` s; spill what cannot be committed; return the counts."""
+        if not self._closed:
+            self._closed = True
+            self._closing.set()
+            self._wake.set()
+            self._thread.join(max(0.0, timeout - 0.5))
+            if self._thread.is_alive():
+                log.error("storage writer did not finish within %.1fs: spilling the rest", timeout)
+                self._spill_everything()
+        return self.counts()
+
+    # --- the flusher thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_due = self._clock() + self.flush_interval
+        while True:
+            self._wake.wait(max(0.0, next_due - self._clock()))
+            self._wake.clear()
+            closing = self._closing.is_set()
+            forced = self._flush_now.is_set()
+            self._flush_now.clear()
+            now = self._clock()
+            timed_out = now >= next_due
+            for name in TABLE_NAMES:
+                if closing or forced or timed_out or len(self._buffers[name]) >= self.flush_rows:
+                    self._flush_table(name, final=closing, force=forced)
+                if self._spills_waiting[name] and not self._pending[name]:
+                    self._recover_spills(name)
+            if timed_out or forced:
+                next_due = self._clock() + self.flush_interval
+            with self._flushed:
+                self._flush_generation += 1
+                self._flushed.notify_all()
+            if closing:
+                return
+
+    def _flush_table(self, name: str, *, final: bool, force: bool) -> None:
+        buf = self._buffers[name]
+        pending = self._pending[name]
+        backing_off = self._clock() < self._retry_at[name] and not (final or force)
+        in_memory = len(buf) + sum(b.rows for b in pending)
+        if backing_off and in_memory <= self.buffer_rows:
+            return
+        self._take_buffer(name)
+        if not pending:
+            return
+        if not backing_off:
+            result = self._commit(name, pending)
+            if result.error is None:
+                self._retry_wait[name] = RETRY_MIN
+                self._retry_at[name] = 0.0
+                return
+            self._retry_at[name] = self._clock() + self._retry_wait[name]
+            self._retry_wait[name] = min(RETRY_MAX, self._retry_wait[name] * 2)
+        if final or sum(b.rows for b in pending) > self.buffer_rows:
+            self._spill(name)
+
+    def _take_buffer(self, name: str) -> None:
+        buf = self._buffers[name]
+        if not len(buf):
+            return
+        data, rejected = buf.to_arrow(buf.drain())
+        self._counts[name].rejected += rejected
+        if data.num_rows:
+            with self._pending_lock:
+                self._pending[name].append(Batch(name, new_batch_id(), data))
+
+    def _table(self, name: str) -> Table:
+        if name not in self._tables:
+            if self._catalog is None:
+                self._catalog = build_catalog(self.config)
+            self._tables.update(ensure_tables(self._catalog))
+        return self._tables[name]
+
+    @counted(ROWS_WRITTEN, amount=_rows, labels_from_result=FlushResult.ok)
+    @counted(FLUSHES, labels_from_result=FlushResult.ok)
+    @counted(FLUSH_ERRORS, labels_from_result=FlushResult.failed)
+    @recorded(FLUSH_ROWS, value=_rows, labels_from_result=FlushResult.ok)
+    @timed(FLUSH_DURATION, labels_from_args=lambda self, name, batches: {"table": name})
+    def _commit(self, name: str, batches: list[Batch]) -> FlushResult:
+        """Append the table's pending batches in one commit; never raises."""
+        rows = sum(b.rows for b in batches)
+        try:
+            committed = commit_batches(self._table(name), batches)
+        except Exception as exc:  # any failure is retried later or spilled, never lost
+            log.warning("flush of %d %s rows failed, will retry: %s", rows, name, exc)
+            return FlushResult(name, rows, f"{type(exc).__name__}: {exc}")
+        written = sum(b.rows for b in committed)
+        with self._pending_lock:
+            del batches[:]
+        self._counts[name].written += written
+        return FlushResult(name, written)
+
+    @counted(SPILLED_ROWS, amount=_rows, labels_from_result=FlushResult.ok)
+    def _spill(self, name: str) -> FlushResult:
+        """Move the table's pending batches to spill files; never raises."""
+        with self._pending_lock:
+            batches = list(self._pending[name])
+        spilled = 0
+        for batch in batches:
+            try:
+                write_spill(self.data_dir, batch)
+            except Exception as exc:
+                log.error("cannot spill %d %s rows, keeping them: %s", batch.rows, name, exc)
+                return FlushResult(name, spilled, f"{type(exc).__name__}: {exc}")
+            with self._pending_lock:
+                self._pending[name].remove(batch)
+            self._spilled_ids.add(batch.batch_id)
+            spilled += batch.rows
+        self._counts[name].spilled += spilled
+        self._spills_waiting[name] = True
+        log.warning("spilled %d %s rows to %s", spilled, name, self.data_dir / "spill" / name)
+        return FlushResult(name, spilled)
+
+    @counted(ROWS_WRITTEN, amount=_rows, labels_from_result=FlushResult.ok)
+    @counted(FLUSH_ERRORS, labels_from_result=FlushResult.failed)
+    def _recover_spills(self, name: str) -> FlushResult:
+        """Commit the table's spill files, if the backoff allows; never raises."""
+        if self._clock() < self._retry_at[name]:
+            return FlushResult(name, 0)
+        if not spill_files(self.data_dir, name):
+            self._spills_waiting[name] = False
+            return FlushResult(name, 0)
+        try:
+            committed = recover_table(self.data_dir, self._table(name), name)
+        except Exception as exc:
+            log.warning("recovering %s spill files failed, will retry: %s", name, exc)
+            self._retry_at[name] = self._clock() + self._retry_wait[name]
+            self._retry_wait[name] = min(RETRY_MAX, self._retry_wait[name] * 2)
+            return FlushResult(name, 0, f"{type(exc).__name__}: {exc}")
+        ours = sum(b.rows for b in committed if b.batch_id in self._spilled_ids)
+        self._counts[name].written += ours
+        self._counts[name].recovered += sum(b.rows for b in committed) - ours
+        self._spills_waiting[name] = False
+        return FlushResult(name, sum(b.rows for b in committed))
+
+    def _spill_everything(self) -> None:
+        for name in TABLE_NAMES:
+            self._take_buffer(name)
+            if self._pending[name]:
+                self._spill(name)

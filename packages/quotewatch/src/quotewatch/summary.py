@@ -1,0 +1,47 @@
+"""The run summary: a JSON-ready dict of what a session saw (``--summary-json``).
+
+Keys: ``feed``; ``messages`` (frames by message type); ``invalid`` (by reason); ``products``
+(product -> ``trades``, ``trade_gaps`` and ``trades_missed`` (Exchange ``trade_id`` gaps plus
+the tail losses heartbeats proved, itemised as ``heartbeat_gaps`` / ``heartbeat_missed``),
+``book_updates``, ``crossed_books``, ``resyncs``); ``sequence`` (Advanced Trade
+``sequence_num`` ``gaps`` / ``missed`` over all connections); ``duration_s`` (wall-clock
+seconds of the run) and ``messages_per_s`` (frames per second of it). Later stages add keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quotewatch.ingest.session import FeedSession
+
+
+def build_summary(session: FeedSession, duration_s: float) -> dict[str, Any]:
+    """Summarise ``session`` after a run of ``duration_s`` seconds."""
+    stats = session.stats
+    trades = session.trades
+    products: dict[str, dict[str, int]] = {}
+    for product in sorted(set(stats.products) | set(session.books)):
+        p = stats.products.get(product)
+        tracked = trades.tracker.stats(product)
+        beats = trades.heartbeat_gaps.get(product, [])
+        heartbeat_missed = sum(gap.missed for gap in beats)
+        products[product] = {
+            "trades": p.trades if p else 0,
+            "trade_gaps": tracked.gaps + len(beats),
+            "trades_missed": tracked.missed + heartbeat_missed,
+            "heartbeat_gaps": len(beats),
+            "heartbeat_missed": heartbeat_missed,
+            "book_updates": p.book_updates if p else 0,
+            "crossed_books": p.crossed_books if p else 0,
+            "resyncs": p.resyncs if p else 0,
+        }
+    sequence = session.sequence.tracker.totals()
+    return {
+        "feed": str(session.feed),
+        "messages": dict(sorted(stats.messages.items())),
+        "invalid": {str(k): v for k, v in sorted(stats.invalid.items())},
+        "products": products,
+        "sequence": {"gaps": sequence.gaps, "missed": sequence.missed},
+        "duration_s": round(duration_s, 6),
+        "messages_per_s": round(stats.frames / duration_s, 3) if duration_s > 0 else 0.0,
+    }

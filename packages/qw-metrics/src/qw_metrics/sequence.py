@@ -1,0 +1,325 @@
+"""Exact gap detection for streams of integer ids that should go up by one.
+
+`SequenceTracker` follows one stream per key (a product, a connection, ...) and tells apart:
+
+- ``NEXT``: the id expected (last + 1);
+- ``GAP``: an id beyond the expected one; the ids skipped form one *gap* (a run of missing ids)
+  and each of them counts as *missed*;
+- ``DUPLICATE``: an id already seen;
+- ``REORDERED``: an id that was missing but arrives within ``reorder_window`` ids of the newest
+  id, before its gap was confirmed: it is neither a gap nor missed;
+- ``LATE``: an id that arrives after its gap was confirmed. It does NOT reduce ``missed``:
+  counters only go up, and the totals must match the Prometheus counters they feed. It is
+  counted as ``late`` instead, so ``missed - late`` is what was never seen at all.
+
+A gap is *confirmed* (counted) once its last missing id is more than ``reorder_window`` ids
+behind the newest id, or on `flush` / `reset`. With the default window of 0, a gap is counted
+the moment the id after it arrives, which suits ordered transports (one TCP stream). If late
+ids fill part of a pending run, the remaining pieces count as separate gaps.
+
+The tracker increments the optional ``gaps`` and ``missed`` counters itself (with the labels
+``labels(key)`` returns), so instrumented code needs no metric calls of its own, and calls the
+optional ``on_gap(key, gap)`` for every confirmed gap (e.g. to resynchronise).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter
+
+__all__ = ["Gap", "Observation", "SequenceKind", "SequenceStats", "SequenceTracker"]
+
+K = TypeVar("K", bound=Hashable)
+
+
+class SequenceKind(StrEnum):
+    """How one observed id relates to the stream so far."""
+
+    FIRST = "first"
+    NEXT = "next"
+    GAP = "gap"
+    DUPLICATE = "duplicate"
+    REORDERED = "reordered"
+    LATE = "late"
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """A run of missing ids, ``start`` to ``end`` inclusive."""
+
+    start: int
+    end: int
+
+    @property
+    def missed(self) -> int:
+        """Number of ids in the run."""
+        return self.end - self.start + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """The verdict on one id: its kind, the id that was expected, and any gap it opened."""
+
+    kind: SequenceKind
+    expected: int | None = None
+    gap: Gap | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceStats:
+    """Counts for one key (or all keys): confirmed gaps and missed ids, and the rest."""
+
+    observed: int = 0
+    gaps: int = 0
+    missed: int = 0
+    duplicates: int = 0
+    reordered: int = 0
+    late: int = 0
+    skipped_gaps: int = 0
+    skipped: int = 0
+
+    def __add__(self, other: SequenceStats) -> SequenceStats:
+        return SequenceStats(
+            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(self))
+        )
+
+
+_FIRST = Observation(SequenceKind.FIRST)
+_NEXT = Observation(SequenceKind.NEXT)
+_DUPLICATE = Observation(SequenceKind.DUPLICATE)
+_REORDERED = Observation(SequenceKind.REORDERED)
+_LATE = Observation(SequenceKind.LATE)
+
+
+class _Stream:
+    """Position and counts of one key."""
+
+    __slots__ = (
+        "confirmed",
+        "duplicates",
+        "gaps",
+        "high",
+        "late",
+        "missed",
+        "observed",
+        "pending",
+        "reordered",
+        "skipped",
+        "skipped_gaps",
+    )
+
+    def __init__(self, history: int) -> None:
+        self.high: int | None = None
+        # Missing runs not yet confirmed, as [start, end] lists sorted by start.
+        self.pending: list[list[int]] = []
+        # Recently confirmed runs, oldest first, to tell a late id from a duplicate.
+        self.confirmed: deque[list[int]] = deque(maxlen=history)
+        self.observed = self.gaps = self.missed = self.duplicates = 0
+        self.reordered = self.late = self.skipped = self.skipped_gaps = 0
+
+    def stats(self) -> SequenceStats:
+        return SequenceStats(
+            self.observed,
+            self.gaps,
+            self.missed,
+            self.duplicates,
+            self.reordered,
+            self.late,
+            self.skipped_gaps,
+            self.skipped,
+        )
+
+
+def _take(runs: list[list[int]] | deque[list[int]], seq: int) -> bool:
+    """Remove ``seq`` from the run holding it (splitting the run); False if no run holds it."""
+    for i, run in enumerate(runs):
+        start, end = run
+        if start <= seq <= end:
+            if start == end:
+                del runs[i]
+            elif seq == start:
+                run[0] = seq + 1
+            elif seq == end:
+                run[1] = seq - 1
+            else:
+                run[1] = seq - 1
+                runs.insert(i + 1, [seq + 1, end])
+            return True
+    return False
+
+
+class SequenceTracker(Generic[K]):
+    """Tracks per-key id streams that should go up by one; counts gaps, missed ids and the rest.
+
+    ``gaps`` / ``missed``: optional counters incremented when a gap is confirmed, with the
+    labels returned by ``labels(key)`` (required when the counters have label names).
+    ``reorder_window``: how far behind the newest id a missing id may still arrive and count
+    as reordered instead of missed. ``history``: how many confirmed runs per key are kept to
+    recognise late ids (older late ids count as duplicates). ``on_gap(key, gap)`` is called
+    for every confirmed gap.
+    """
+
+    def __init__(
+        self,
+        *,
+        gaps: Counter | None = None,
+        missed: Counter | None = None,
+        labels: Callable[[K], Mapping[str, str]] | None = None,
+        on_gap: Callable[[K, Gap], None] | None = None,
+        reorder_window: int = 0,
+        history: int = 1024,
+    ) -> None:
+        if reorder_window < 0:
+            raise ValueError(f"reorder_window must be >= 0, got {reorder_window}")
+        if history < 1:
+            raise ValueError(f"history must be >= 1, got {history}")
+        self._gaps_counter = gaps
+        self._missed_counter = missed
+        self._labels = labels
+        self._on_gap = on_gap
+        self._window = reorder_window
+        self._history = history
+        self._streams: dict[K, _Stream] = {}
+        self._children: dict[K, tuple[Counter | None, Counter | None]] = {}
+
+    def __repr__(self) -> str:
+        return f"SequenceTracker(keys={len(self._streams)}, reorder_window={self._window})"
+
+    def observe(self, key: K, seq: int) -> Observation:
+        """Record id ``seq`` for ``key`` and say how it relates to the stream."""
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = _Stream(self._history)
+        stream.observed += 1
+        high = stream.high
+        if high is None:
+            stream.high = seq
+            return _FIRST
+        if seq == high + 1:
+            stream.high = seq
+            if stream.pending:
+                self._confirm(key, stream, seq - self._window)
+            return _NEXT
+        if seq > high:
+            stream.high = seq
+            gap = Gap(high + 1, seq - 1)
+            stream.pending.append([gap.start, gap.end])
+            self._confirm(key, stream, seq - self._window)
+            return Observation(SequenceKind.GAP, high + 1, gap)
+        if stream.pending and _take(stream.pending, seq):
+            stream.reordered += 1
+            return _REORDERED
+        if stream.confirmed and _take(stream.confirmed, seq):
+            stream.late += 1
+            return _LATE
+        stream.duplicates += 1
+        return _DUPLICATE
+
+    def seed(self, key: K, seq: int) -> None:
+        """Start (or restart) ``key`` at ``seq`` without counting anything: next expected is +1."""
+        self.reset(key)
+        self._streams[key].high = seq
+
+    def skip_to(self, key: K, seq: int) -> Gap | None:
+        """Declare, from another signal, that every id up to ``seq`` should have arrived.
+
+        Returns the run of ids beyond the newest one that are now known to be missing, or None.
+        That run is remembered (so the ids count as late if they still come) and counted in
+        ``skipped_gaps`` / ``skipped``, but not in this tracker's counters: the caller
+        attributes it to its own signal. An unknown key is seeded at ``seq``.
+        """
+        stream = self._streams.get(key)
+        if stream is None or stream.high is None:
+            self.seed(key, seq)
+            return None
+        if seq <= stream.high:
+            return None
+        gap = Gap(stream.high + 1, seq)
+        stream.high = seq
+        stream.confirmed.append([gap.start, gap.end])
+        stream.skipped_gaps += 1
+        stream.skipped += gap.missed
+        return gap
+
+    def flush(self, key: K | None = None) -> None:
+        """Confirm every pending gap of ``key`` (or of all keys), e.g. at the end of a stream."""
+        keys = list(self._streams) if key is None else [key]
+        for k in keys:
+            stream = self._streams.get(k)
+            if stream is not None and stream.pending:
+                self._confirm(k, stream, None)
+
+    def reset(self, key: K) -> None:
+        """Forget ``key``'s position (e.g. on reconnect); pending gaps are confirmed first."""
+        self.flush(key)
+        stream = self._streams.get(key)
+        if stream is None:
+            self._streams[key] = _Stream(self._history)
+            return
+        stream.high = None
+        stream.confirmed.clear()
+
+    def last(self, key: K) -> int | None:
+        """The newest id seen for ``key``, or None."""
+        stream = self._streams.get(key)
+        return None if stream is None else stream.high
+
+    def stats(self, key: K) -> SequenceStats:
+        """Counts for one key (zeros for an unknown key)."""
+        stream = self._streams.get(key)
+        return SequenceStats() if stream is None else stream.stats()
+
+    def totals(self) -> SequenceStats:
+        """Counts summed over every key."""
+        total = SequenceStats()
+        for stream in self._streams.values():
+            total = total + stream.stats()
+        return total
+
+    def keys(self) -> Iterator[K]:
+        """Every key seen so far."""
+        return iter(list(self._streams))
+
+    def _confirm(self, key: K, stream: _Stream, before: int | None) -> None:
+        """Confirm pending runs that end before ``before`` (all runs when it is None)."""
+        pending = stream.pending
+        if before is None:
+            ready, stream.pending = pending, []
+        else:
+            cut = bisect.bisect_left([run[1] for run in pending], before)
+            if cut == 0:
+                return
+            ready, stream.pending = pending[:cut], pending[cut:]
+        for run in ready:
+            missed = run[1] - run[0] + 1
+            stream.gaps += 1
+            stream.missed += missed
+            stream.confirmed.append(run)
+            self._count(key, missed)
+            if self._on_gap is not None:
+                self._on_gap(key, Gap(run[0], run[1]))
+
+    def _count(self, key: K, missed: int) -> None:
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self._child(self._gaps_counter, key),
+                self._child(self._missed_counter, key),
+            )
+        gaps_child, missed_child = children
+        if gaps_child is not None:
+            gaps_child.inc()
+        if missed_child is not None:
+            missed_child.inc(missed)
+
+    def _child(self, counter: Counter | None, key: K) -> Counter | None:
+        if counter is None or self._labels is None:
+            return counter
+        return counter.labels(**self._labels(key))

@@ -1,0 +1,272 @@
+"""The committed dashboards: generated from code, importable, laid out right, and correct PromQL."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from quotewatch.cli import COMMANDS
+from quotewatch.grafana.build import DASHBOARDS, build_all, render
+from quotewatch.grafana.queries import all_queries, metric_names, variable_queries
+
+from .conftest import run_cli
+from .exported import exported_metric_names, metrics_with_label
+
+ROOT = Path(__file__).resolve().parents[3]
+DASHBOARD_DIR = ROOT / "dashboards"
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+UIDS = {
+    "data-pipeline-health.json": "quotewatch-pipeline-health",
+    "system-performance.json": "quotewatch-system-performance",
+}
+COUNTER_SERIES = ("_total", "_bucket", "_sum", "_count")
+
+BUILT = build_all()
+DASHBOARD_PARAMS = pytest.mark.parametrize("name", sorted(DASHBOARDS))
+
+
+def _exprs(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            yield panel["title"], target["expr"]
+
+
+@DASHBOARD_PARAMS
+def test_committed_json_is_the_generated_json(name: str) -> None:
+    committed = (DASHBOARD_DIR / name).read_text(encoding="utf-8")
+    assert committed == render(BUILT[name]), "stale: run `quotewatch dashboards build`"
+
+
+def test_dashboards_is_a_quotewatch_command() -> None:
+    assert "dashboards" in COMMANDS
+
+
+def test_cli_build_writes_the_same_files(tmp_path: Path) -> None:
+    assert run_cli(["dashboards", "build", "--out", str(tmp_path / "out")]) == 0
+    for name in DASHBOARDS:
+        assert (tmp_path / "out" / name).read_text() == (DASHBOARD_DIR / name).read_text()
+
+
+@DASHBOARD_PARAMS
+def test_json_is_importable(name: str) -> None:
+    dashboard = json.loads((DASHBOARD_DIR / name).read_text(encoding="utf-8"))
+    assert "id" not in dashboard
+    assert dashboard["uid"] == UIDS[name]
+    assert dashboard["schemaVersion"] >= 39
+    assert dashboard["title"].startswith("quotewatch / ")
+    assert dashboard["panels"]
+
+
+@DASHBOARD_PARAMS
+def test_panel_ids_are_unique(name: str) -> None:
+    ids = [p["id"] for p in BUILT[name]["panels"]]
+    assert len(ids) == len(set(ids))
+    assert all(isinstance(i, int) and i > 0 for i in ids)
+
+
+@DASHBOARD_PARAMS
+def test_panels_fit_24_columns_without_overlap(name: str) -> None:
+    boxes = []
+    for panel in BUILT[name]["panels"]:
+        pos = panel["gridPos"]
+        assert min(pos["w"], pos["h"]) > 0, panel["title"]
+        assert min(pos["x"], pos["y"]) >= 0, panel["title"]
+        assert pos["x"] + pos["w"] <= 24, panel["title"]
+        boxes.append((panel["title"], pos))
+    for (a, p), (b, q) in itertools.combinations(boxes, 2):
+        apart = (
+            p["x"] + p["w"] <= q["x"]
+            or q["x"] + q["w"] <= p["x"]
+            or p["y"] + p["h"] <= q["y"]
+            or q["y"] + q["h"] <= p["y"]
+        )
+        assert apart, f"{a!r} overlaps {b!r}"
+
+
+@DASHBOARD_PARAMS
+def test_every_panel_has_a_query(name: str) -> None:
+    for panel in BUILT[name]["panels"]:
+        targets = panel["targets"]
+        assert targets, panel["title"]
+        assert all(t["expr"].strip() for t in targets), panel["title"]
+        ref_ids = [t["refId"] for t in targets]
+        assert len(ref_ids) == len(set(ref_ids)), panel["title"]
+
+
+def _datasources(node: Any) -> Iterator[Any]:
+    if isinstance(node, dict):
+        if "datasource" in node:
+            yield node["datasource"]
+        for value in node.values():
+            yield from _datasources(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _datasources(value)
+
+
+@DASHBOARD_PARAMS
+def test_datasource_variable_is_used_everywhere(name: str) -> None:
+    dashboard = BUILT[name]
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    for panel in dashboard["panels"]:
+        assert panel["datasource"] == DATASOURCE, panel["title"]
+        assert all(t["datasource"] == DATASOURCE for t in panel["targets"]), panel["title"]
+    # Everything but Grafana's built-in annotation source reads the variable.
+    used = [ds for ds in _datasources(dashboard) if ds.get("uid") != "-- Grafana --"]
+    assert used
+    assert all(ds == DATASOURCE for ds in used)
+
+
+@DASHBOARD_PARAMS
+def test_environment_and_product_variables(name: str) -> None:
+    variables = {v["name"]: v for v in BUILT[name]["templating"]["list"]}
+    for var in ("environment", "product"):
+        variable = variables[var]
+        assert variable["type"] == "query"
+        assert variable["definition"].startswith("label_values(")
+        assert variable["definition"].endswith(f", {var})")
+        assert variable["includeAll"] is True
+        assert variable["multi"] is True
+        assert variable["allValue"] == ".*"
+    assert "$environment" in variables["product"]["definition"]
+
+
+@DASHBOARD_PARAMS
+def test_every_metric_is_one_the_app_exports(name: str) -> None:
+    exported = exported_metric_names()
+    queries = [*_exprs(BUILT[name]), *variable_queries(BUILT[name])]
+    unknown = {(title, m) for title, expr in queries for m in metric_names(expr) - exported}
+    assert not unknown
+
+
+@DASHBOARD_PARAMS
+def test_every_selector_filters_by_environment_and_product_where_labelled(name: str) -> None:
+    with_product = metrics_with_label("product")
+    for title, expr in _exprs(BUILT[name]):
+        for metric in metric_names(expr):
+            selectors = re.findall(rf"\b{metric}(\{{[^}}]*\}})?", expr)
+            for matchers in selectors:
+                assert 'environment=~"$environment"' in matchers, (title, expr)
+                has_product = 'product=~"$product"' in matchers
+                assert has_product == (metric in with_product), (title, metric)
+
+
+# `(x unless x offset w)`: a counter series born inside the window counts in full.
+NEW_SERIES = re.compile(r"\((\w+_total)(\{[^}]*\}) unless \1\2 offset \S+\)")
+
+
+@DASHBOARD_PARAMS
+def test_counters_and_only_counters_go_through_rate_or_increase(name: str) -> None:
+    for title, expr in _exprs(BUILT[name]):
+        rest = NEW_SERIES.sub("", expr)
+        selectors = re.findall(r"(\w+\()?(\w+)\{", rest)
+        assert selectors, (title, expr)
+        for function, metric in selectors:
+            counter_like = metric.endswith(COUNTER_SERIES)
+            assert counter_like == (function in ("rate(", "increase(")), (title, metric)
+
+
+@DASHBOARD_PARAMS
+def test_quantiles_aggregate_bucket_rates_by_le(name: str) -> None:
+    quantile = re.compile(
+        r"histogram_quantile\((0\.\d+|1\.0), sum by \(le(, \w+)*\) "
+        r"\(rate\(\w+_bucket\{[^}]*\}\[\$__rate_interval\]\)\)\)"
+    )
+    found = 0
+    for title, expr in _exprs(BUILT[name]):
+        found += expr.count("histogram_quantile")
+        assert expr.count("histogram_quantile") == len(quantile.findall(expr)), (title, expr)
+    assert found > 0 or name == "data-pipeline-health.json"
+
+
+@DASHBOARD_PARAMS
+def test_bucket_panels_use_heatmap_format_grouped_by_le(name: str) -> None:
+    for panel in BUILT[name]["panels"]:
+        for target in panel["targets"]:
+            bucket_query = (
+                "_bucket" in target["expr"] and "histogram_quantile" not in target["expr"]
+            )
+            assert (target.get("format") == "heatmap") == bucket_query, panel["title"]
+            if bucket_query:
+                assert target["expr"].startswith("sum by (le) ("), panel["title"]
+        if panel["type"] == "heatmap":
+            assert panel["options"]["calculate"] is False
+            assert all(t.get("format") == "heatmap" for t in panel["targets"])
+
+
+def _panel(name: str, title: str) -> dict[str, Any]:
+    return next(p for p in BUILT[name]["panels"] if p["title"] == title)
+
+
+def test_completeness_is_a_ratio_of_increases_per_table() -> None:
+    (target,) = _panel("data-pipeline-health.json", "Data completeness")["targets"]
+    assert target["instant"] is True
+    assert target["expr"] == (
+        "100 * sum by (table) "
+        '(increase(iceberg_rows_written_total{environment=~"$environment"}[$__range])) '
+        "/ sum by (table) "
+        '(increase(pipeline_rows_expected_total{environment=~"$environment"}[$__range]))'
+    )
+
+
+def _rows(name: str) -> list[list[str]]:
+    rows: dict[int, list[tuple[int, str]]] = collections.defaultdict(list)
+    for panel in BUILT[name]["panels"]:
+        rows[panel["gridPos"]["y"]].append((panel["gridPos"]["x"], panel["title"]))
+    return [[title for _, title in sorted(rows[y])] for y in sorted(rows)]
+
+
+def test_pipeline_health_layout_follows_the_design() -> None:
+    assert _rows("data-pipeline-health.json") == [
+        ["Message rate", "Write rate"],
+        ["Data completeness", "Gaps detected", "Buffer usage"],
+        ["Messages received vs rows expected vs rows written"],
+        ["Flush latency", "Flush batch size"],
+        ["Completeness over time", "Feed and storage incidents"],
+    ]
+    assert _panel("data-pipeline-health.json", "Data completeness")["type"] == "gauge"
+    assert _panel("data-pipeline-health.json", "Flush latency")["type"] == "heatmap"
+    gaps = {t["expr"] for t in _panel("data-pipeline-health.json", "Gaps detected")["targets"]}
+    assert {m for e in gaps for m in metric_names(e)} == {
+        "coinbase_sequence_gaps_total",
+        "coinbase_messages_missed_total",
+    }
+    assert all(e.startswith("sum by (source) (") for e in gaps)
+
+
+def test_system_performance_layout_follows_the_design() -> None:
+    assert _rows("system-performance.json") == [
+        ["Pipeline latency"],
+        ["Stage duration breakdown"],
+        ["ML predict time", "ML train time"],
+        ["Dashboard staleness", "Dashboard render time"],
+        ["Message rate vs latency"],
+        ["Event-loop lag", "Remote write: throughput", "Remote write: backlog"],
+        ["Process CPU", "Process memory"],
+    ]
+    latency = _panel("system-performance.json", "Pipeline latency")
+    assert [t["legendFormat"] for t in latency["targets"]] == ["p50", "p95", "p99"]
+    stages = _panel("system-performance.json", "Stage duration breakdown")
+    assert stages["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"] == "normal"
+    assert "by (stage)" in stages["targets"][0]["expr"]
+    dual = _panel("system-performance.json", "Message rate vs latency")
+    (override,) = dual["fieldConfig"]["overrides"]
+    assert {"id": "custom.axisPlacement", "value": "right"} in override["properties"]
+    assert re.match(override["matcher"]["options"], "p99 latency")
+
+
+@DASHBOARD_PARAMS
+def test_all_queries_are_ready_to_run(name: str) -> None:
+    queries = all_queries(BUILT[name], {"environment": "e2e"})
+    assert len(queries) == sum(len(p["targets"]) for p in BUILT[name]["panels"])
+    for title, expr in queries:
+        assert "$" not in expr, (title, expr)
+        assert 'environment=~"e2e"' in expr, (title, expr)

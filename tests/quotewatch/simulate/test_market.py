@@ -1,0 +1,165 @@
+"""The market model: deterministic, realistic, with the counters the real feed has."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from quotewatch.simulate.market import (
+    US,
+    BookChange,
+    Bursts,
+    Heartbeat,
+    Market,
+    Match,
+    Tick,
+    UnknownProductError,
+    trimmed,
+)
+
+START = 1_780_000_000_123_456
+PRODUCTS = ("BTC-USD", "ETH-USD", "DOGE-USD")
+
+
+def _market(**kw: object) -> Market:
+    options: dict[object, object] = {"seed": 7, "start_us": START, "depth": 300}
+    options.update(kw)
+    return Market(PRODUCTS, **options)  # type: ignore[arg-type]
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(1, 3 * US), min_size=1, max_size=30))
+def test_events_do_not_depend_on_how_the_clock_is_advanced(steps: list[int]) -> None:
+    end = START + 10 * US
+    whole = _market().advance(end)
+    chunked, t, market = [], START, _market()
+    for step in steps:
+        t = min(end, t + step)
+        chunked.extend(market.advance(t))
+    chunked.extend(market.advance(end))
+    assert chunked == whole
+    assert len(whole) > 500
+
+
+def test_other_seeds_give_other_markets() -> None:
+    assert _market(seed=1).advance(START + US) != _market(seed=2).advance(START + US)
+
+
+def test_events_are_in_time_order_and_ticks_come_every_50_ms() -> None:
+    events = _market().advance(START + 5 * US)
+    times = [e.time_us for e in events]
+    assert times == sorted(times)
+    ticks = [e.time_us for e in events if isinstance(e, Tick)]
+    assert all(t % 50_000 == 0 for t in ticks)
+    assert [b - a for a, b in itertools.pairwise(ticks)] == [50_000] * (len(ticks) - 1)
+
+
+def test_trade_ids_are_contiguous_while_match_sequences_jump() -> None:
+    events = _market().advance(START + 60 * US)
+    for product in PRODUCTS:
+        matches = [e for e in events if isinstance(e, Match) and e.product == product]
+        assert len(matches) > 30
+        ids = [m.trade_id for m in matches]
+        assert ids == list(range(ids[0], ids[0] + len(ids)))
+        steps = [b.sequence - a.sequence for a, b in itertools.pairwise(matches)]
+        assert min(steps) >= 1
+        assert sum(s > 1 for s in steps) == len(steps)  # a filled maker adds a `done` at least
+        assert max(steps) > 20  # order events between trades the client never sees
+
+
+def test_heartbeats_carry_the_counters_once_a_second_per_product() -> None:
+    events = _market().advance(START + 10 * US)
+    last_trade: dict[str, int] = {}
+    last_sequence: dict[str, int] = {}
+    beats: Counter[str] = Counter()
+    for event in events:
+        if isinstance(event, Match):
+            last_trade[event.product] = event.trade_id
+            last_sequence[event.product] = event.sequence
+        elif isinstance(event, Heartbeat):
+            beats[event.product] += 1
+            assert event.time_us % US == 0
+            if event.product in last_trade:
+                assert event.last_trade_id == last_trade[event.product]
+                assert event.sequence >= last_sequence[event.product]
+    assert beats == dict.fromkeys(PRODUCTS, 10)
+
+
+def test_rates_are_realistic_per_product() -> None:
+    events = _market().advance(START + 60 * US)
+    for product in PRODUCTS:
+        changes = sum(
+            len(e.changes) for e in events if isinstance(e, BookChange) and e.product == product
+        )
+        trades = sum(1 for e in events if isinstance(e, Match) and e.product == product)
+        assert 15 < changes / 60 < 80, product
+        assert 0.5 < trades / 60 < 15, product
+
+
+def test_the_book_stays_sane_and_near_its_depth() -> None:
+    market = _market()
+    for second in range(1, 61):
+        market.advance(START + second * US)
+        for pm in market.products.values():
+            bids, asks = pm.book()
+            assert bids[0][0] < asks[0][0]
+            assert all(q > 0 for _, q in bids + asks)
+            assert [p for p, _ in bids] == sorted((p for p, _ in bids), reverse=True)
+            assert 100 < len(bids) < 600
+            assert 100 < len(asks) < 600
+
+
+def test_prices_are_sensible() -> None:
+    market = _market()
+    mids = {}
+    for product, pm in market.products.items():
+        bids, _asks = pm.book()
+        mids[product] = float(pm.spec.price_str(bids[0][0]))
+    assert 60_000 < mids["BTC-USD"] < 70_000
+    assert 2_800 < mids["ETH-USD"] < 3_200
+    assert 0.1 < mids["DOGE-USD"] < 0.2
+
+
+def test_bursts_multiply_the_rate_during_bursts_only() -> None:
+    bursts = Bursts(factor=10, every_s=10, duration_s=2)
+    events = _market(bursts=bursts).advance(START + 40 * US)
+    inside = outside = 0
+    for event in events:
+        if isinstance(event, BookChange):
+            if (event.time_us - START) % (10 * US) < 2 * US:
+                inside += 1
+            else:
+                outside += 1
+    # 8 burst seconds against 32 normal ones
+    assert 5 < (inside / 8) / (outside / 32) < 15
+
+
+@given(st.integers(0, 100 * US))
+def test_burst_factor_is_constant_until_the_next_change(elapsed: int) -> None:
+    bursts = Bursts(factor=4, every_s=3, duration_s=0.5)
+    change = bursts.next_change(elapsed)
+    assert change is not None
+    assert change > elapsed
+    assert bursts.factor_at(change - 1) == bursts.factor_at(elapsed)
+    assert bursts.factor_at(change) != bursts.factor_at(elapsed)
+
+
+def test_unknown_products_and_bad_options_are_refused_clearly() -> None:
+    with pytest.raises(UnknownProductError, match=r"'FOO-USD'.*BTC-USD"):
+        Market(["FOO-USD"], seed=0, start_us=START)
+    with pytest.raises(ValueError, match="depth"):
+        Market(["BTC-USD"], seed=0, start_us=START, depth=0)
+    with pytest.raises(ValueError, match="rate"):
+        Market(["BTC-USD"], seed=0, start_us=START, rate=0)
+
+
+def test_decimal_strings() -> None:
+    spec = _market().products["BTC-USD"].spec
+    assert spec.price_str(6_506_250) == "65062.50"
+    assert spec.size_str(583_000) == "0.00583000"
+    assert trimmed("65062.50") == "65062.5"
+    assert trimmed("0.00000000") == "0"
+    assert trimmed("100") == "100"

@@ -1,0 +1,149 @@
+"""StorageWriter against a real SQLite catalog and file warehouse in a tmp dir."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from quotewatch.storage.buffers import BookBuffer, RowBuffer
+from quotewatch.storage.catalog import CatalogConfig, build_catalog
+from quotewatch.storage.reconcile import summary, table_row_counts
+from quotewatch.storage.tables import TABLES
+from quotewatch.storage.writer import StorageWriter
+from support.storage import T0_US, read_table, trade, wait_for
+
+UTC = dt.UTC
+
+
+def _writer(data_dir: Path, **options: float) -> StorageWriter:
+    return StorageWriter(CatalogConfig.resolve(data_dir), data_dir, **options)  # type: ignore[arg-type]
+
+
+def _ts(us: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+def test_rows_read_back_exactly_with_exact_decimals(tmp_path: Path) -> None:
+    writer = _writer(tmp_path, flush_interval=60.0)
+    bids = [(Decimal("97000.01") - i, Decimal("0.00000001") * (i + 1)) for i in range(10)]
+    asks = [(Decimal("97000.02") + i, Decimal("123456789012.123456789012345678")) for i in range(3)]
+    writer.submit_orderbook("BTC-USD", T0_US, T0_US + 7, bids, asks)
+    trades = [trade(i, "ETH-USD") for i in range(5)]
+    for t in trades:
+        writer.submit_trade(t)
+    writer.submit_features("BTC-USD", T0_US, T0_US + 1, {"mid": 97000.015, "imbalance": -0.25})
+    writer.submit_prediction(
+        "BTC-USD",
+        T0_US,
+        T0_US + 1,
+        horizon_seconds=10.0,
+        probability=0.75,
+        predicted_class=1,
+        label=0,
+        labelled_us=T0_US + 10_000_000,
+    )
+    counts = writer.close(timeout=30)
+
+    assert {name: c.written for name, c in counts.items()} == {
+        "raw_orderbook": 1,
+        "raw_trades": 5,
+        "features": 1,
+        "predictions": 1,
+    }
+    [book] = read_table(tmp_path, "raw_orderbook")
+    assert book["product"] == "BTC-USD"
+    assert book["event_time"] == _ts(T0_US)
+    assert book["received_at"] == _ts(T0_US + 7)
+    assert [book[f"bid_price_{i}"] for i in range(10)] == [p for p, _ in bids]
+    assert [book[f"bid_size_{i}"] for i in range(10)] == [s for _, s in bids]
+    assert [book[f"ask_size_{i}"] for i in range(3)] == [s for _, s in asks]
+    assert [book[f"ask_price_{i}"] for i in range(3, 10)] == [None] * 7
+    rows = sorted(read_table(tmp_path, "raw_trades"), key=lambda r: r["trade_id"])  # type: ignore[arg-type, return-value]
+    assert [(r["trade_id"], r["price"], r["size"], r["taker_side"]) for r in rows] == [
+        (t.trade_id, t.price, t.size, t.taker_side) for t in trades
+    ]
+    [features] = read_table(tmp_path, "features")
+    assert features["mid"] == 97000.015
+    assert features["imbalance"] == -0.25
+    assert features["volatility"] is None
+    [prediction] = read_table(tmp_path, "predictions")
+    assert prediction["label"] == 0
+    assert prediction["labelled_at"] == _ts(T0_US + 10_000_000)
+    assert summary(writer)["completeness"] == dict.fromkeys(TABLES, 1.0)
+
+
+def test_timer_flush_fires_without_new_rows(tmp_path: Path) -> None:
+    writer = _writer(tmp_path, flush_interval=0.3)
+    for i in range(10):
+        writer.submit_trade(trade(i))
+    wait_for(lambda: writer.counts()["raw_trades"].written == 10, 10, "the timer flush")
+    assert len(read_table(tmp_path, "raw_trades")) == 10
+    writer.close(timeout=10)
+
+
+def test_size_trigger_makes_one_commit_per_flush_with_one_file_per_product(
+    tmp_path: Path,
+) -> None:
+    writer = _writer(tmp_path, flush_rows=100, buffer_rows=1000, flush_interval=60.0)
+    for i in range(100):
+        writer.submit_trade(trade(i, "BTC-USD" if i % 2 else "ETH-USD"))
+    wait_for(lambda: writer.counts()["raw_trades"].written == 100, 10, "the size flush")
+    writer.close(timeout=10)
+    table = build_catalog(CatalogConfig.resolve(tmp_path)).load_table("quotewatch.raw_trades")
+    assert len(table.snapshots()) == 1
+    files = table.inspect.files().to_pylist()
+    assert sorted((f["partition"]["product"], f["record_count"]) for f in files) == [
+        ("BTC-USD", 50),
+        ("ETH-USD", 50),
+    ]
+    assert table_row_counts(build_catalog(CatalogConfig.resolve(tmp_path)))["raw_trades"] == 100
+
+
+def test_bad_rows_raise_at_submit_with_the_expected_shape(tmp_path: Path) -> None:
+    writer = _writer(tmp_path, flush_interval=60.0)
+    with pytest.raises(ValueError, match="unknown feature names \\['spread'\\]"):
+        writer.submit_features("BTC-USD", T0_US, T0_US, {"spread": 1.0})
+    with pytest.raises(ValueError, match="must be \\(price, size\\) pairs"):
+        writer.submit_orderbook("BTC-USD", T0_US, T0_US, [(Decimal(1),)], [])  # type: ignore[list-item]
+    writer.submit_orderbook("BTC-USD", T0_US, T0_US, [], [])
+    counts = writer.close(timeout=10)
+    assert counts["raw_orderbook"].written == 1
+    assert counts["features"].submitted == 0
+
+
+def test_row_that_does_not_fit_is_dropped_and_counted_not_the_batch() -> None:
+    buffer = RowBuffer(TABLES["raw_trades"])
+    good = (trade(1).product, T0_US, T0_US, 1, Decimal("1.5"), Decimal("2"), "buy")
+    too_precise = (*good[:4], Decimal("1e-19"), *good[5:])
+    buffer.add(good)
+    buffer.add(too_precise)
+    table, rejected = buffer.to_arrow(buffer.drain())
+    assert rejected == 1
+    assert table.column("price").to_pylist() == [Decimal("1.5")]
+
+
+decimals = st.decimals(
+    min_value=Decimal("-99999999999999999999.999999999999999999"),
+    max_value=Decimal("99999999999999999999.999999999999999999"),
+    places=18,
+    allow_nan=False,
+    allow_infinity=False,
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(levels=st.lists(st.tuples(decimals, decimals), min_size=0, max_size=10))
+def test_book_levels_convert_exactly(levels: list[tuple[Decimal, Decimal]]) -> None:
+    buffer = BookBuffer(TABLES["raw_orderbook"])
+    buffer.add("BTC-USD", T0_US, T0_US, levels, levels[::-1])
+    table, rejected = buffer.to_arrow(buffer.drain())
+    assert rejected == 0
+    row = table.to_pylist()[0]
+    padded = levels + [(None, None)] * (10 - len(levels))
+    reverse = levels[::-1] + [(None, None)] * (10 - len(levels))
+    assert [(row[f"bid_price_{i}"], row[f"bid_size_{i}"]) for i in range(10)] == padded
+    assert [(row[f"ask_price_{i}"], row[f"ask_size_{i}"]) for i in range(10)] == reverse

@@ -1,0 +1,90 @@
+"""The qw-metrics wheel stands alone: built, pip-installed into a fresh venv, used there.
+
+Slow-ish (builds a wheel and pip-installs it with its dependencies from PyPI, about half a
+minute) but part of CI: it is what proves qw-metrics does not lean on the workspace.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.timeout(900)
+
+SCRIPT = textwrap.dedent(
+    """
+    import asyncio, collections
+    import qw_metrics
+    from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+    registry = CollectorRegistry()
+    calls = Counter("calls", "Calls.", registry=registry)
+
+    @qw_metrics.counted(calls)
+    @qw_metrics.timed(stage="features", registry=registry)
+    def features(x):
+        return x + 1
+
+    @qw_metrics.timed(stage="io", registry=registry)
+    async def io():
+        await asyncio.sleep(0.01)
+
+    buffer = qw_metrics.track_buffer("trade", capacity=10, registry=registry)(
+        collections.deque([1, 2, 3])
+    )
+    assert features(1) == 2
+    asyncio.run(io())
+    with qw_metrics.timed(stage="block", registry=registry):
+        pass
+    print("MODULE", qw_metrics.__file__)
+    print(generate_latest(registry).decode())
+    """
+)
+
+
+def test_wheel_installs_and_works_in_a_fresh_venv(tmp_path: Path) -> None:
+    uv = shutil.which("uv")
+    assert uv is not None, "uv must be on PATH (scripts/uv-bootstrap.sh installs it)"
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [uv, "build", "--wheel", str(ROOT / "packages" / "qw-metrics"), "-o", str(dist)],
+        check=True, capture_output=True, cwd=ROOT,
+    )  # fmt: skip
+    (wheel,) = dist.glob("qw_metrics-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    python = venv / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
+    env.pop("QW_METRICS_DISABLED", None)
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", str(wheel)],
+        check=False, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
+    script = tmp_path / "use_it.py"
+    script.write_text(SCRIPT)
+    run = subprocess.run(
+        [str(python), str(script)], check=False, capture_output=True, text=True, env=env,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(f"MODULE {venv}")  # the installed copy, not the workspace's
+    assert 'pipeline_callback_duration_seconds_count{stage="features"} 1.0' in lines
+    assert 'pipeline_callback_duration_seconds_count{stage="io"} 1.0' in lines
+    assert 'pipeline_callback_duration_seconds_count{stage="block"} 1.0' in lines
+    io_sum = next(
+        x for x in lines if x.startswith('pipeline_callback_duration_seconds_sum{stage="io"}')
+    )
+    assert float(io_sum.split()[-1]) >= 0.01
+    assert "calls_total 1.0" in lines
+    assert "trade_buffer_size 3.0" in lines
+    assert "trade_buffer_capacity 10.0" in lines
