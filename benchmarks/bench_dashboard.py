@@ -152,9 +152,20 @@ async def loop_lag(store: StateStore, states: list[ProductState], seconds: float
     return lags
 
 
-def poll(url: str, output_id: str, hz: float, stop: threading.Event, count: list[int]) -> None:
+def poll(
+    url: str,
+    output_id: str,
+    *,
+    hz: float,
+    ready: threading.Barrier,
+    stop: threading.Event,
+    count: list[int],
+) -> None:
+    """Poll one callback at `hz` until `stop`; one-time set-up happens before `ready`."""
     with httpx.Client(base_url=url, timeout=5) as client:
         body = callback_request(client, output_id, {})
+        client.post("/_dash-update-component", json=body).raise_for_status()
+        ready.wait()
         while not stop.is_set():
             start = time.perf_counter()
             client.post("/_dash-update-component", json=body).raise_for_status()
@@ -175,13 +186,20 @@ def lag_table(seconds: float) -> list[tuple[str, float, float, float, int]]:
             ("live + health at 4 Hz", ("mid-value", "health-msg-rate-chart")),
         ):
             stop = threading.Event()
+            ready = threading.Barrier(len(pollers) + 1)
             counts = [[0] for _ in pollers]
             threads = [
-                threading.Thread(target=poll, args=(server.url, p, 4.0, stop, c), daemon=True)
+                threading.Thread(
+                    target=poll,
+                    args=(server.url, p),
+                    kwargs={"hz": 4.0, "ready": ready, "stop": stop, "count": c},
+                    daemon=True,
+                )
                 for p, c in zip(pollers, counts, strict=True)
             ]
             for t in threads:
                 t.start()
+            ready.wait()  # clients built and first requests served: measure the steady state
             lags = asyncio.run(loop_lag(store, states, seconds))
             stop.set()
             for t in threads:
@@ -196,10 +214,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds per lag scenario")
     parser.add_argument("--calls", type=int, default=400, help="timed calls per callback row")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="sys.setswitchinterval for the run (Python's default: 0.005)",
+    )
+    parser.add_argument("--lag-only", action="store_true", help="skip the callback table")
     args = parser.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
+    print(f"GIL switch interval: {sys.getswitchinterval() * 1e3:g} ms\n")
+    if not args.lag_only:
+        callbacks(args.calls)
+    lag(args.seconds)
 
-    print(f"Callback time, {CANDLES} candles and {TRADES:,} trades ({args.calls} calls)")
-    rows = callback_table(args.calls)
+
+def callbacks(calls: int) -> None:
+    """Print the callback-time table."""
+    print(f"Callback time, {CANDLES} candles and {TRADES:,} trades ({calls} calls)")
+    rows = callback_table(calls)
     peer = rows[1][2]
     print(f"{'what':32} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p99 / plotly-go':>16}")
     for name, p50, p99, worst in rows:
@@ -208,8 +243,11 @@ def main() -> None:
     verdict = "PASS" if full_p99 <= 20 else "FAIL"
     print(f"bound: full callback p99 <= 20 ms -> {verdict} ({full_p99:.2f} ms)\n")
 
-    print(f"Feed event-loop lag, 1 ms probe, {args.seconds:g} s per row")
-    lag_rows = lag_table(args.seconds)
+
+def lag(seconds: float) -> None:
+    """Print the event-loop lag table."""
+    print(f"Feed event-loop lag, 1 ms probe, {seconds:g} s per row")
+    lag_rows = lag_table(seconds)
     idle = lag_rows[0][2]
     print(
         f"{'scenario':32} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'requests':>9} {'p99/idle':>9}"

@@ -99,8 +99,9 @@ def advanced_stream(n: int, rng: random.Random) -> list[str]:
                 offset = rng.randint(1, LEVELS + 200)
                 price = (mid - offset) if side == "bid" else (mid + offset)
                 qty = "0" if rng.random() < 0.3 else f"{rng.uniform(0.01, 5):.8f}"
-                updates.append({"side": side, "event_time": t,
-                                "price_level": f"{price / 100:.2f}", "new_quantity": qty})  # fmt: skip
+                level = f"{price / 100:.2f}"
+                updates.append({"side": side, "event_time": t, "price_level": level,
+                                "new_quantity": qty})  # fmt: skip
             events = [{"type": "update", "product_id": PRODUCT, "updates": updates}]
             channel = "l2_data"
         frames.append(json.dumps({"channel": channel, "timestamp": t, "sequence_num": k,
@@ -144,6 +145,8 @@ def bench(feed: Feed, frames: list[str], tmp: Path) -> list[tuple[str, float]]:
         session = FeedSession(feed, connection_label="*")
         return asyncio.run(replay(recording, session)).frames
 
+    peer_frames = frames[:2000]
+
     def full_sort_peer() -> int:
         holder: dict[str, FeedSession] = {}
 
@@ -156,9 +159,9 @@ def bench(feed: Feed, frames: list[str], tmp: Path) -> list[tuple[str, float]]:
 
         session = FeedSession(feed, products=[PRODUCT], consumers=[top_by_sorting])
         holder["s"] = session
-        for frame in frames:
+        for frame in peer_frames:  # a slice: sorting a few thousand levels per event is slow
             session.handle_frame(frame, 0)
-        return len(frames)
+        return len(peer_frames)
 
     def with_top10() -> int:
         holder: dict[str, FeedSession] = {}

@@ -29,7 +29,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
-
 from quotewatch.storage.buffers import BookBuffer
 from quotewatch.storage.catalog import CatalogConfig
 from quotewatch.storage.tables import BOOK_DEPTH, TABLES
@@ -98,6 +97,13 @@ def bench_row_path(states: list[tuple[list[Level], list[Level]]], rows: int) -> 
     convert_dicts = time.perf_counter() - start
     assert peer.select(names).equals(ours.select(names))
 
+    # The floor: Arrow's own Decimal -> decimal128 conversion of the 40 level columns.
+    flat = [value for bids, asks in states for level in (*bids, *asks) for value in level]
+    values = (flat * (rows // len(states) + 1))[: rows * 40]
+    start = time.perf_counter()
+    pa.array(values, type=tdef.arrow_schema.field("bid_price_0").type)
+    floor = time.perf_counter() - start
+
     def us(seconds: float) -> str:
         return f"{seconds / rows * 1e6:.2f}"
 
@@ -110,6 +116,8 @@ def bench_row_path(states: list[tuple[list[Level], list[Level]]], rows: int) -> 
         f"{us(ours_total)} | 1.00 |",
         f"| per-row dict + from_pylist (peer) | {us(submit_dicts)} | {us(convert_dicts)} | "
         f"{us(dicts_total)} | {dicts_total / ours_total:.2f} |",
+        f"| floor: pa.array of the 40 Decimals alone | - | {us(floor)} | {us(floor)} | "
+        f"{floor / ours_total:.2f} |",
     ]
 
 
@@ -133,16 +141,21 @@ def bench_sustained(states: list[tuple[list[Level], list[Level]]], rows: int) ->
             (data_dir / "warehouse" / "quotewatch" / "raw_orderbook").rglob("*.parquet")
         )
     return [
-        "| sustained appends | rows | submit s | submitted->committed s | rows/s | commits (files) |",
+        "| sustained appends | rows | submit s | submitted->committed s | rows/s | files |",
         "|---|---:|---:|---:|---:|---:|",
         f"| raw_orderbook, defaults | {rows:,} | {submitted:.2f} | {elapsed:.2f} | "
         f"{rows / elapsed:,.0f} | {len(table_files)} |",
     ]
 
 
-async def _probe_loop(seconds: float, feed: Callable[[int], None] | None, rate: int) -> list[float]:
-    """Run a 1 ms probe (and a feed submitting `rate` rows/s) for `seconds`; return lateness."""
-    lateness: list[float] = []
+async def _probe_loop(
+    seconds: float, feed: Callable[[int], None] | None, rate: int
+) -> list[tuple[float, float]]:
+    """Run a 1 ms probe (and a feed submitting `rate` rows/s) for `seconds`.
+
+    Returns (wake-up time, lateness) per probe.
+    """
+    samples: list[tuple[float, float]] = []
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds
 
@@ -150,7 +163,8 @@ async def _probe_loop(seconds: float, feed: Callable[[int], None] | None, rate: 
         while loop.time() < end:
             before = time.perf_counter()
             await asyncio.sleep(0.001)
-            lateness.append(time.perf_counter() - before - 0.001)
+            now = time.perf_counter()
+            samples.append((now, now - before - 0.001))
 
     async def feeder() -> None:
         i = 0
@@ -163,7 +177,7 @@ async def _probe_loop(seconds: float, feed: Callable[[int], None] | None, rate: 
 
     tasks = [probe()] + ([feeder()] if feed else [])
     await asyncio.gather(*tasks)
-    return lateness
+    return samples
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float, float]:
@@ -171,41 +185,63 @@ def _percentiles(samples: list[float]) -> tuple[float, float, float]:
     return q[49] * 1e3, q[98] * 1e3, max(samples) * 1e3
 
 
-def bench_lag(states: list[tuple[list[Level], list[Level]]], seconds: float) -> list[str]:
-    """Probe lateness with no writer, and with a writer flushing every 1 s at 5,000 rows/s."""
+def _row(label: str, samples: list[float], note: str) -> str:
+    p50, p99, worst = _percentiles(samples)
+    interval = sys.getswitchinterval() * 1e3
+    return (
+        f"| {label} | {interval:.0f} ms | {len(samples):,} | {p50:.2f} | {p99:.2f} | "
+        f"{worst:.2f} | {note} |"
+    )
+
+
+def _lag_with_writer(
+    states: list[tuple[list[Level], list[Level]]], seconds: float
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]], int]:
+    """Probe samples, flush windows and rows written for one run with a flushing writer."""
     n = len(states)
+    windows: list[tuple[float, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        writer = StorageWriter(CatalogConfig.resolve(data_dir), data_dir, flush_interval=1.0)
+        writer.flush()
+        flush_table = writer._flush_table
+
+        def timed_flush(name: str, **kwargs: bool) -> None:
+            start = time.perf_counter()
+            flush_table(name, **kwargs)
+            windows.append((start, time.perf_counter()))
+
+        writer._flush_table = timed_flush  # type: ignore[method-assign]
+
+        def feed(i: int) -> None:
+            bids, asks = states[i % n]
+            writer.submit_orderbook("BTC-USD", T0_US + i, T0_US + i, bids, asks)
+
+        samples = asyncio.run(_probe_loop(seconds, feed, 5_000))
+        rows = writer.close(timeout=60)["raw_orderbook"].written
+    return samples, windows, rows
+
+
+def bench_lag(states: list[tuple[list[Level], list[Level]]], seconds: float) -> list[str]:
+    """Probe lateness with no writer, and while a writer flushes (every 1 s, 5,000 rows/s)."""
     lines = [
-        "| feed-loop lag (1 ms probe) | GIL switch interval | p50 ms | p99 ms | max ms | commits |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| feed-loop lag (1 ms probe) | GIL switch | probes | p50 ms | p99 ms | max ms | flushes |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     baseline = asyncio.run(_probe_loop(seconds, None, 0))
-    p50, p99, worst = _percentiles(baseline)
-    lines.append(
-        f"| no writer (peer) | {sys.getswitchinterval() * 1e3:.0f} ms | {p50:.2f} | "
-        f"{p99:.2f} | {worst:.2f} | 0 |"
-    )
+    lines.append(_row("no writer (peer)", [late for _, late in baseline], "-"))
     default_interval = sys.getswitchinterval()
     for interval in (default_interval, 0.001):
         sys.setswitchinterval(interval)
-        with tempfile.TemporaryDirectory() as tmp:
-            data_dir = Path(tmp)
-            writer = StorageWriter(CatalogConfig.resolve(data_dir), data_dir, flush_interval=1.0)
-            writer.flush()
-
-            def feed(i: int, writer: StorageWriter = writer) -> None:
-                bids, asks = states[i % n]
-                writer.submit_orderbook("BTC-USD", T0_US + i, T0_US + i, bids, asks)
-
-            samples = asyncio.run(_probe_loop(seconds, feed, 5_000))
-            counts = writer.close(timeout=60)
-            p50, p99, worst = _percentiles(samples)
-            rows = counts["raw_orderbook"].written
-            table = data_dir / "warehouse" / "quotewatch" / "raw_orderbook"
-            files = len(list(table.rglob("*.parquet")))
-        lines.append(
-            f"| writer flushing every 1 s, 5,000 rows/s | {interval * 1e3:.0f} ms | {p50:.2f} | "
-            f"{p99:.2f} | {worst:.2f} | {files} ({rows:,} rows) |"
-        )
+        samples, windows, rows = _lag_with_writer(states, seconds)
+        flushing = [w for w in windows if w[1] - w[0] > 0.005]  # tables with rows to write
+        during = [
+            late
+            for woke, late in samples
+            if any(start <= woke <= end + 0.001 for start, end in flushing)
+        ]
+        lines.append(_row("writer, during flushes", during, f"{len(flushing)} ({rows:,} rows)"))
+        lines.append(_row("writer, whole run", [late for _, late in samples], ""))
     sys.setswitchinterval(default_interval)
     return lines
 

@@ -148,6 +148,7 @@ def test_labels_sorted_by_bytes_external_merged_and_empty_dropped() -> None:
         ("bad-name", {}, "metric name 'bad-name'"),
         ("ok", {"bad-label": "v"}, "label name 'bad-label'"),
         ("ok", {"__reserved": "v"}, "label name '__reserved'"),
+        ("ok", {"k": "bad\ud800"}, "not valid UTF-8"),
     ],
 )
 def test_invalid_names_raise_a_clear_error(name: str, labels: dict[str, str], message: str) -> None:
@@ -266,22 +267,40 @@ def same(got: list[Series], want: list[Series]) -> bool:
 @settings(max_examples=150, deadline=None)
 @given(
     first=families(),
+    observations=st.lists(
+        st.tuples(LABEL_VALUES, st.floats(-1e6, 1e6, allow_nan=False)), max_size=6
+    ),
     values_again=st.lists(VALUES, min_size=1, max_size=10),
     external=st.dictionaries(LABEL_NAMES, LABEL_VALUES, max_size=3),
     batch=st.integers(1, 7),
     ts=st.integers(-(2**40), 2**45),
 )
 def test_decoding_gives_back_exactly_the_registry_samples(
+    *,
     first: list[Metric],
+    observations: list[tuple[str, float]],
     values_again: list[float],
     external: dict[str, str],
     batch: int,
     ts: int,
 ) -> None:
+    # Custom families plus prometheus_client's own metric types.
+    registry = registry_of(*first)
+    histogram = Histogram("real_seconds", "h", ["k"], buckets=(0.5, 10), registry=registry)
+    counter = Counter("real_events", "c", ["k"], registry=registry)
+    gauge = Gauge("real_level", "g", ["k"], registry=registry)
+    summary = Summary("real_size", "s", ["k"], registry=registry)
+    for key, value in observations:
+        histogram.labels(key).observe(value)
+        counter.labels(key).inc(abs(value))
+        gauge.labels(key).set(value)
+        summary.labels(key).observe(value)
+
     encoder = WriteRequestEncoder(external, max_samples_per_request=batch)
-    requests = encoder.encode(registry_of(*first).collect(), ts)
+    collected = list(registry.collect())
+    requests = encoder.encode(collected, ts)
     assert all(r.samples <= batch for r in requests)
-    assert same(decode(requests), expected(first, external, ts))
+    assert same(decode(requests), expected(collected, external, ts))
     for labels, _, _ in decode(requests):
         names = [name for name, _ in labels]
         assert names == sorted(names, key=str.encode)
@@ -292,5 +311,9 @@ def test_decoding_gives_back_exactly_the_registry_samples(
     changed = itertools.cycle(values_again)
     for metric in first:
         metric.samples = [s._replace(value=next(changed)) for s in metric.samples]
-    again = encoder.encode(registry_of(*first).collect(), ts + 1)
-    assert same(decode(again), expected(first, external, ts + 1))
+    for key, value in observations:
+        histogram.labels(key).observe(value + 1)
+        counter.labels(key).inc()
+    collected = list(registry.collect())
+    again = encoder.encode(collected, ts + 1)
+    assert same(decode(again), expected(collected, external, ts + 1))

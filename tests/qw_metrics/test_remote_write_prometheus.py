@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, Summary
 from prometheus_client.metrics_core import Metric
-from qw_metrics import RemoteWriteClient
+from qw_metrics import MetricsPusher, RemoteWriteClient
 from support.prometheus import PrometheusServer, running_prometheus
 
 pytestmark = pytest.mark.prometheus
@@ -95,3 +95,24 @@ def test_pushed_values_read_back_exactly(prom: PrometheusServer) -> None:
     series = prom.query('rw_events_total{kind="a"}', at=at)
     assert series[0]["metric"] == {"__name__": "rw_events_total", "kind": "a", **LABELS}
     assert prom.query('{__name__=~"rw_.*_created"}', at=at) == []
+
+
+def test_pusher_delivers_in_the_background_and_reports_itself(prom: PrometheusServer) -> None:
+    registry = CollectorRegistry()
+    gauge = Gauge("rw_pusher_level", "level", registry=registry)
+    gauge.set(42.0)
+    client = RemoteWriteClient(prom.remote_write_url, timeout=5.0)
+    with MetricsPusher(client, registry, interval=0.1, external_labels=LABELS):
+        time.sleep(0.35)
+        gauge.set(43.0)
+    client.close()
+
+    labels = '{job="rw-test",environment="test"}'
+    assert prom.query_value(f"rw_pusher_level{labels}") == 43.0  # the final push on stop
+    pushes = prom.query_value(f"count_over_time(rw_pusher_level{labels}[1m])")
+    assert pushes >= 3
+    sent = prom.query_value('qw_remote_write_samples_total{outcome="sent",job="rw-test"}')
+    assert sent > 0
+    assert prom.query_value('qw_remote_write_requests_total{code="204",job="rw-test"}') >= 2
+    failed = registry.get_sample_value("qw_remote_write_samples_total", {"outcome": "failed"})
+    assert failed == 0.0

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-import threading
-import time
 from types import MappingProxyType
 
-from quotewatch.state import Candle, FeedStatus, ModelState, ProductState, StateStore, TradeView
+from quotewatch.state import Candle, ModelState, ProductState, TradeView
 
 FEATURES = (
     "spread_bps",
@@ -75,44 +73,3 @@ def product_state(
         candles=tuple(bars),
         trades=tape,
     )
-
-
-class StoreDriver:
-    """Publishes new states for `products` into `store` `hz` times a second from a thread."""
-
-    def __init__(
-        self, store: StateStore, products: tuple[str, ...] = ("BTC-USD",), hz: float = 10.0
-    ) -> None:
-        self.store = store
-        self.products = products
-        self.hz = hz
-        self.steps = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="store-driver", daemon=True)
-
-    def start(self) -> StoreDriver:
-        """Start publishing."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop publishing (the last state stays, and goes stale)."""
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            now = time.time()
-            self.steps += 1
-            feed = FeedStatus("local", True, self.steps, now, "")
-            for i, product in enumerate(self.products):
-                state = product_state(
-                    product,
-                    now=now,
-                    step=self.steps,
-                    candles=30,
-                    trades=200,
-                    base=50_000.0 / (i + 1),
-                )
-                self.store.update_product(state, feed)
-            self._stop.wait(1 / self.hz)

@@ -6,7 +6,9 @@
         assert prom.query_value('up{job="x"}') == 1.0
 
 Tests using it carry ``@pytest.mark.prometheus`` (tests/conftest.py skips them when the Debian
-``prometheus`` package is missing).
+``prometheus`` package is missing). The receiver (Prometheus 2.42) only accepts samples near
+now (not much older than the newest sample it holds) and in timestamp order per series; it
+answers 400 otherwise. Pushed samples are queryable as soon as the push returns.
 """
 
 from __future__ import annotations

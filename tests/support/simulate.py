@@ -41,7 +41,7 @@ async def recv_for(ws: ClientConnection, seconds: float) -> list[str]:
     return out
 
 
-async def drain(ws: ClientConnection, quiet: float = 0.3) -> list[str]:
+async def drain(ws: ClientConnection, quiet: float = 0.2) -> list[str]:
     """Every frame until none has come for `quiet` seconds."""
     out: list[str] = []
     try:

@@ -116,6 +116,7 @@ def _child(argv: list[str]) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_sigint)
+    writer.flush()  # the writer thread is up and the tables are open
     try:
         for i in range(args.start, args.start + args.rows):
             writer.submit_trade(trade(i))

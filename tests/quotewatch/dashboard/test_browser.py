@@ -1,24 +1,33 @@
-"""The dashboard in headless Chromium: live numbers move, health charts fill, staleness shows."""
+"""The dashboard in headless Chromium against a real pipeline fed by the simulated exchange.
+
+The app is a real `quotewatch run --no-storage` process (pipeline + dashboard, as in the demo)
+connected over loopback to the simulated exchange (`LocalExchange`), which the test runs in a
+thread. Stopping the exchange stops the feed while the dashboard keeps serving, which is what
+the staleness warning is for. (`quotewatch demo` runs its exchange inside the app process, so
+its feed cannot be stopped without stopping the page too.)
+"""
 
 from __future__ import annotations
 
-import tempfile
+import asyncio
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from quotewatch.dashboard.app import DashboardOptions
-from quotewatch.dashboard.serving import DashboardServer, serve
-from quotewatch.metrics import EVENT_LOOP_LAG, MESSAGE_LATENCY, MESSAGES_RECEIVED
-from quotewatch.state import StateStore
+from quotewatch.simulate.server import LocalExchange
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from support.dashboard_state import StoreDriver
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "artifacts" / "screenshots"
+PRODUCTS = "BTC-USD,ETH-USD"
 CHROME_FLAGS = (
     "--headless=new",
     "--no-sandbox",
@@ -30,51 +39,111 @@ CHROME_FLAGS = (
     "--no-first-run",
     "--window-size=1400,1000",
 )
+CLI = "import sys; from quotewatch.cli import main; sys.exit(main())"
 
 
-class MetricsDriver(StoreDriver):
-    """A StoreDriver that also moves a few pipeline metrics, as the real pipeline would."""
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
-    def _run(self) -> None:
-        feeder = threading.Thread(target=super()._run, daemon=True)
-        feeder.start()
-        while not self._stop.wait(0.05):
-            MESSAGES_RECEIVED.labels("l2update").inc(20)
-            MESSAGES_RECEIVED.labels("match").inc(2)
-            MESSAGE_LATENCY.observe(0.0004)
-            EVENT_LOOP_LAG.observe(0.0012)
-        feeder.join()
+
+def quotewatch(*args: str, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-u", "-c", CLI, *args], stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def wait_for(check: object, what: str, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except (OSError, httpx.HTTPError):
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{what} not ready after {timeout:.0f} s; its output:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+class ExchangeThread:
+    """The simulated exchange on its own event loop in a thread, until `stop()`."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+
+    async def _serve(self) -> None:
+        async with LocalExchange(PRODUCTS.split(","), seed=3) as exchange:
+            self.url = exchange.exchange_url
+            self._ready.set()
+            while not self._stop.is_set():
+                await asyncio.sleep(0.05)
+
+    def start(self) -> ExchangeThread:
+        self._thread.start()
+        assert self._ready.wait(15), "the simulated exchange did not start"
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
 
 
 @pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
+def feed_and_app(tmp_path: Path) -> Iterator[tuple[ExchangeThread, str]]:
+    exchange = ExchangeThread().start()
+    app_port = free_port()
+    app_log = tmp_path / "run.log"
+    app = quotewatch(
+        "run",
+        "--url", exchange.url,
+        "--products", PRODUCTS,
+        "--no-storage",
+        "--data-dir", str(tmp_path / "data"),
+        "--port", str(app_port),
+        log=app_log,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{app_port}"
+        # Importing the whole app takes a while on a busy machine.
+        wait_for(
+            lambda: httpx.get(url + "/health", timeout=1).status_code == 200,
+            "the app",
+            app_log,
+            timeout=60,
+        )
+        yield exchange, url
+    finally:
+        exchange.stop()
+        stop(app)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
     for flag in CHROME_FLAGS:
         options.add_argument(flag)
-    profile = tempfile.TemporaryDirectory(prefix="qw-chromium-")
-    options.add_argument(f"--user-data-dir={profile.name}")
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
     options.binary_location = "/usr/bin/chromium"
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
         yield driver
     finally:
         driver.quit()
-        profile.cleanup()
-
-
-@pytest.fixture
-def running() -> Iterator[tuple[DashboardServer, StoreDriver]]:
-    store = StateStore()
-    feed = MetricsDriver(store, ("BTC-USD", "ETH-USD"), hz=5).start()
-    options = DashboardOptions(
-        live_interval_ms=500, health_interval_ms=1000, sample_interval=0.25, rate_window=2.0
-    )
-    server = serve(store, port=0, options=options)
-    try:
-        yield server, feed
-    finally:
-        feed.stop()
-        server.stop()
 
 
 def text(driver: webdriver.Chrome, element_id: str) -> str:
@@ -92,17 +161,19 @@ def traces(driver: webdriver.Chrome, graph_id: str) -> int:
 
 
 @pytest.mark.chromium
-def test_pages_update_fill_and_warn_when_stale(
-    browser: webdriver.Chrome, running: tuple[DashboardServer, StoreDriver]
+def test_pages_update_fill_and_warn_when_the_feed_stops(
+    browser: webdriver.Chrome, feed_and_app: tuple[ExchangeThread, str]
 ) -> None:
-    server, feed = running
+    exchange, url = feed_and_app
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    wait = WebDriverWait(browser, 10, poll_frequency=0.1)
+    wait = WebDriverWait(browser, 15, poll_frequency=0.1)
 
-    browser.get(server.url + "/")
+    browser.get(url + "/")
     wait.until(lambda d: text(d, "mid-value") not in ("", "—"))
-    first = text(browser, "mid-value")
-    WebDriverWait(browser, 5, poll_frequency=0.1).until(lambda d: text(d, "mid-value") != first)
+    first = text(browser, "mid-value"), text(browser, "last-update")
+    WebDriverWait(browser, 5, poll_frequency=0.1).until(
+        lambda d: (text(d, "mid-value"), text(d, "last-update")) != first
+    )
     assert not browser.find_element(By.ID, "staleness-warning").is_displayed()
     assert browser.find_element(By.ID, "product-select-wrap").is_displayed()
     wait.until(lambda d: traces(d, "candles-chart") >= 1)
@@ -111,15 +182,15 @@ def test_pages_update_fill_and_warn_when_stale(
     browser.find_element(By.ID, "nav-health").click()
     wait.until(lambda d: traces(d, "health-msg-rate-chart") >= 2)
     wait.until(lambda d: traces(d, "health-latency-chart") >= 1)
-    wait.until(lambda d: traces(d, "health-dashboard-chart") >= 1)
+    wait.until(lambda d: traces(d, "health-stages-chart") >= 1)
     assert text(browser, "health-msg-rate-value").endswith("/s")
     assert text(browser, "health-msg-rate-value") != "0.0/s"
     browser.save_screenshot(str(SCREENSHOTS / "health.png"))
 
     browser.find_element(By.ID, "nav-live").click()
     wait.until(lambda d: text(d, "mid-value") not in ("", "—"))
-    feed.stop()
-    WebDriverWait(browser, 10, poll_frequency=0.2).until(
+    exchange.stop()
+    WebDriverWait(browser, 15, poll_frequency=0.2).until(
         lambda d: d.find_element(By.ID, "staleness-warning").is_displayed()
     )
     assert text(browser, "staleness-warning").startswith("Stale: no update for")

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from quotewatch.simulate.faults import Faults
 from quotewatch.simulate.server import LocalExchange
 from support.simulate import FIXED_START_US, drain, recv_for, recv_json, send, until_closed
 from websockets.asyncio.client import connect
@@ -25,7 +26,7 @@ def _exchange(**kw: Any) -> LocalExchange:
         "seed": 11,
         "depth": 200,
         "start_time_us": FIXED_START_US,
-        "speed": 4.0,
+        "speed": 12.0,
     }
     options.update(kw)
     return LocalExchange(**options)
@@ -40,7 +41,7 @@ def test_sequence_num_counts_every_frame_from_zero_across_channels() -> None:
     async def scenario() -> list[dict[str, Any]]:
         async with _exchange(rate=2.0) as ex, connect(ex.advanced_url) as ws:
             await _subscribe_all(ws, ["BTC-USD", "ETH-USD"])
-            return [json.loads(t) for t in await recv_for(ws, 1.5)]
+            return [json.loads(t) for t in await recv_for(ws, 0.5)]
 
     frames = _run(scenario())
     assert [f["sequence_num"] for f in frames] == list(range(len(frames)))
@@ -61,7 +62,7 @@ def test_level2_spells_the_ask_side_offer_and_replays_to_the_next_snapshot() -> 
         async with _exchange(rate=3.0) as ex, connect(ex.advanced_url) as ws:
             sub = {"type": "subscribe", "product_ids": ["BTC-USD"], "channel": "level2"}
             await send(ws, sub)
-            frames = [json.loads(t) for t in await recv_for(ws, 1.0)]
+            frames = [json.loads(t) for t in await recv_for(ws, 0.4)]
             ex.pause()
             await send(ws, sub)
             return frames + [json.loads(t) for t in await drain(ws)]
@@ -99,7 +100,7 @@ def test_market_trades_are_batched_with_string_ids_and_upper_case_maker_sides() 
         async with _exchange(rate=3.0) as ex, connect(ex.advanced_url) as ws:
             await send(ws, {"type": "subscribe", "product_ids": ["BTC-USD"],
                             "channel": "market_trades"})  # fmt: skip
-            return [json.loads(t) for t in await recv_for(ws, 1.5)]
+            return [json.loads(t) for t in await recv_for(ws, 0.5)]
 
     frames = [f for f in _run(scenario()) if f["channel"] == "market_trades"]
     assert frames[0]["events"][0]["type"] == "snapshot"
@@ -121,7 +122,7 @@ def test_heartbeats_count_uptime_not_from_zero() -> None:
     async def scenario() -> list[dict[str, Any]]:
         async with _exchange() as ex, connect(ex.advanced_url) as ws:
             await send(ws, {"type": "subscribe", "channel": "heartbeats"})
-            return [json.loads(t) for t in await recv_for(ws, 1.3)]
+            return [json.loads(t) for t in await recv_for(ws, 0.5)]
 
     frames = _run(scenario())
     assert frames[0]["channel"] == "subscriptions"
@@ -190,3 +191,22 @@ def test_a_deep_book_makes_a_five_megabyte_snapshot_frame() -> None:
 
 def _run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+def test_the_same_seed_gives_the_same_frames_and_faults_whatever_the_timing() -> None:
+    faults = Faults(drop_frames=0.05, malformed=0.05, duplicates=0.05)
+
+    async def scenario(delay: float) -> tuple[list[str], dict[str, Any]]:
+        ex = _exchange(start_paused=True, speed=20.0, faults=faults)
+        async with ex, connect(ex.advanced_url, max_size=None) as ws:
+            await _subscribe_all(ws, ["BTC-USD", "ETH-USD"])
+            await asyncio.sleep(delay)
+            ex.resume()
+            frames = [str(await ws.recv()) for _ in range(300)]
+            return frames, ex.injected.connections[0].as_dict()
+
+    first, first_faults = _run(scenario(0.0))
+    second, second_faults = _run(scenario(0.3))
+    assert first == second
+    assert first_faults["malformed"] > 0
+    assert first_faults["dropped_sequence_nums"][:3] == second_faults["dropped_sequence_nums"][:3]

@@ -34,7 +34,7 @@ def _exchange(**kw: Any) -> LocalExchange:
         "seed": 5,
         "depth": 200,
         "start_time_us": FIXED_START_US,
-        "speed": 4.0,
+        "speed": 12.0,
     }
     options.update(kw)
     return LocalExchange(**options)
@@ -132,18 +132,40 @@ def test_unknown_channel_product_and_type_get_errors() -> None:
     async def scenario() -> list[Any]:
         async with _exchange() as ex, connect(ex.exchange_url) as ws:
             await send(ws, {"type": "subscribe", "product_ids": ["BTC-USD"], "channels": ["nope"]})
+            await send(ws, {"type": "subscribe", "product_ids": ["BTC-USD"],
+                            "channels": ["ticker"]})  # fmt: skip
             await send(ws, {"type": "subscribe", "product_ids": ["FOO-USD"],
                             "channels": ["matches"]})  # fmt: skip
             await send(ws, {"type": "hello"})
             await ws.send("{not json")
-            return [await recv_json(ws) for _ in range(4)]
+            return [await recv_json(ws) for _ in range(5)]
 
     errors = _run(scenario())
     assert all(e["type"] == "error" for e in errors)
     assert errors[0]["reason"] == "nope is not a valid channel"
-    assert errors[1]["reason"] == "FOO-USD is not a valid product"
-    assert "subscribe" in errors[2]["reason"]
-    assert errors[3]["reason"] == "malformed JSON"
+    assert errors[1]["reason"] == "ticker is not supported by quotewatch simulate"
+    assert errors[2]["reason"] == "FOO-USD is not a valid product"
+    assert "subscribe" in errors[3]["reason"]
+    assert errors[4]["reason"] == "malformed JSON"
+
+
+def test_unsubscribe_acks_what_is_left_and_stops_that_channel() -> None:
+    async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        async with _exchange(rate=3.0) as ex, connect(ex.exchange_url) as ws:
+            await send(ws, {"type": "subscribe", "product_ids": ["BTC-USD"],
+                            "channels": ["matches", "heartbeat"]})  # fmt: skip
+            await recv_for(ws, 0.2)
+            await send(ws, {"type": "unsubscribe", "channels": ["matches"],
+                            "product_ids": ["BTC-USD"]})  # fmt: skip
+            texts = await recv_for(ws, 0.3)
+            first_ack = next(i for i, t in enumerate(texts) if '"subscriptions"' in t)
+            after = [json.loads(t) for t in texts[first_ack:]]
+            ack = after[0]
+            return ack, after
+
+    ack, after = _run(scenario())
+    assert ack["channels"] == [{"name": "heartbeat", "product_ids": ["BTC-USD"]}]
+    assert {m["type"] for m in after} == {"subscriptions", "heartbeat"}
 
 
 def test_a_client_that_does_not_subscribe_in_time_is_disconnected() -> None:
@@ -165,7 +187,7 @@ def _stream(**kw: Any) -> list[dict[str, Any]]:
         async with _exchange(**kw) as ex, connect(ex.exchange_url) as ws:
             await send(ws, {"type": "subscribe", "product_ids": ["BTC-USD", "ETH-USD"],
                             "channels": ["matches", "heartbeat", "level2_batch"]})  # fmt: skip
-            return [json.loads(t) for t in await recv_for(ws, 1.5)]
+            return [json.loads(t) for t in await recv_for(ws, 0.5)]
 
     result: list[dict[str, Any]] = _run(scenario())
     return result
@@ -196,7 +218,7 @@ def test_trade_ids_contiguous_sequences_jump_and_heartbeats_agree() -> None:
                 assert m["last_trade_id"] == last_id
                 assert TIME.match(m["time"])
                 assert m["time"].endswith(".000000Z")
-        assert beats >= 4  # 1.5 s at 4x speed
+        assert beats >= 4  # 0.5 s at 12x speed
 
 
 def test_l2updates_replay_to_the_next_snapshot() -> None:
@@ -204,7 +226,7 @@ def test_l2updates_replay_to_the_next_snapshot() -> None:
         async with _exchange(rate=3.0) as ex, connect(ex.exchange_url) as ws:
             sub = {"type": "subscribe", "product_ids": ["ETH-USD"], "channels": ["level2_batch"]}
             await send(ws, sub)
-            first = [json.loads(t) for t in await recv_for(ws, 1.0)]
+            first = [json.loads(t) for t in await recv_for(ws, 0.4)]
             ex.pause()
             await send(ws, sub)  # a new subscribe brings a fresh snapshot
             rest = [json.loads(t) for t in await drain(ws)]
@@ -238,7 +260,7 @@ def test_l2updates_replay_to_the_next_snapshot() -> None:
 
 def test_the_same_seed_gives_the_same_messages_whatever_the_timing() -> None:
     async def scenario(delay: float) -> list[str]:
-        async with _exchange(start_paused=True, speed=8.0) as ex, connect(ex.exchange_url) as ws:
+        async with _exchange(start_paused=True, speed=20.0) as ex, connect(ex.exchange_url) as ws:
             await send(ws, {"type": "subscribe", "product_ids": ["BTC-USD", "ETH-USD"],
                             "channels": ["matches", "heartbeat", "level2_batch"]})  # fmt: skip
             await asyncio.sleep(delay)

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 from pathlib import Path
 
 import pytest
-from quotewatch.cli import main
+from quotewatch.cli import storage as storage_cli
 from quotewatch.storage import maintenance
 from quotewatch.storage.catalog import CatalogConfig, StorageConfigError, build_catalog, redact
 from quotewatch.storage.commit import commit_batches, new_batch_id
 from quotewatch.storage.spill import spill_files, write_spill
 from quotewatch.storage.tables import ensure_tables
 from support.storage import T0_US, read_table, trade_ids, trades_batch
+
+
+def main(argv: list[str]) -> int:
+    """Run `quotewatch storage ...` without importing the other commands (faster)."""
+    parser = argparse.ArgumentParser(prog="quotewatch")
+    storage_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
 
 DAY = dt.datetime.fromtimestamp(T0_US / 1e6, dt.UTC).date()
 

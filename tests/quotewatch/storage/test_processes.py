@@ -71,7 +71,7 @@ def test_kill_9_keeps_commits_and_restart_recovers_spills(tmp_path: Path) -> Non
 
 def test_two_processes_appending_through_one_sqlite_catalog_lose_nothing(tmp_path: Path) -> None:
     ensure_tables(build_catalog(CatalogConfig.resolve(tmp_path)))
-    options = ("--rows", "240", "--burst", "40", "--pause", "0.05", "--flush-rows", "40")
+    options = ("--rows", "240", "--burst", "40", "--pause", "0.15", "--flush-rows", "40")
     first = _start(tmp_path, "--start", "0", *options)
     second = _start(tmp_path, "--start", "240", *options)
     for proc in (first, second):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prometheus_client import REGISTRY
 from quotewatch.storage.catalog import CatalogConfig, build_catalog
 from quotewatch.storage.commit import commit_batches
 from quotewatch.storage.reconcile import summary
@@ -13,7 +14,18 @@ from quotewatch.storage.writer import StorageWriter
 from support.storage import trade, trade_ids, trades_batch, wait_for, warehouse_outage
 
 
+def _metric(name: str, table: str = "raw_trades") -> float:
+    return REGISTRY.get_sample_value(name, {"table": table}) or 0.0
+
+
 def test_outage_spills_then_recovers_without_duplicates(tmp_path: Path) -> None:
+    names = (
+        "iceberg_rows_written_total",
+        "iceberg_flush_errors_total",
+        "iceberg_spilled_rows_total",
+        "iceberg_flush_total",
+    )
+    before = {name: _metric(name) for name in names}
     writer = StorageWriter(
         CatalogConfig.resolve(tmp_path),
         tmp_path,
@@ -39,6 +51,12 @@ def test_outage_spills_then_recovers_without_duplicates(tmp_path: Path) -> None:
     assert not spill_files(tmp_path, "raw_trades")
     assert counts["raw_trades"].written == 150
     assert summary(writer)["completeness"]["raw_trades"] == 1.0
+    delta = {name: _metric(name) - before[name] for name in names}
+    assert delta["iceberg_rows_written_total"] == 150
+    assert delta["iceberg_spilled_rows_total"] == counts["raw_trades"].spilled >= 60
+    assert delta["iceberg_flush_errors_total"] >= 1
+    assert delta["iceberg_flush_total"] >= 2
+    assert (REGISTRY.get_sample_value("storage_writer_buffer_capacity") or 0) >= 160
 
 
 def test_crash_between_commit_and_spill_delete_does_not_duplicate(tmp_path: Path) -> None:

@@ -6,14 +6,16 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from quotewatch.config import ConfigError, Settings
 from quotewatch.storage.buffers import BookBuffer, RowBuffer
 from quotewatch.storage.catalog import CatalogConfig, build_catalog
 from quotewatch.storage.reconcile import summary, table_row_counts
 from quotewatch.storage.tables import TABLES
-from quotewatch.storage.writer import StorageWriter
+from quotewatch.storage.writer import StorageWriter, WriterClosedError
 from support.storage import T0_US, read_table, trade, wait_for
 
 UTC = dt.UTC
@@ -113,6 +115,9 @@ def test_bad_rows_raise_at_submit_with_the_expected_shape(tmp_path: Path) -> Non
     counts = writer.close(timeout=10)
     assert counts["raw_orderbook"].written == 1
     assert counts["features"].submitted == 0
+    with pytest.raises(WriterClosedError, match="closed"):
+        writer.submit_trade(trade(1))
+    assert writer.flush(timeout=1) is False
 
 
 def test_row_that_does_not_fit_is_dropped_and_counted_not_the_batch() -> None:
@@ -147,3 +152,31 @@ def test_book_levels_convert_exactly(levels: list[tuple[Decimal, Decimal]]) -> N
     reverse = levels[::-1] + [(None, None)] * (10 - len(levels))
     assert [(row[f"bid_price_{i}"], row[f"bid_size_{i}"]) for i in range(10)] == padded
     assert [(row[f"ask_price_{i}"], row[f"ask_size_{i}"]) for i in range(10)] == reverse
+
+
+def test_writer_takes_its_flush_policy_from_settings(tmp_path: Path) -> None:
+    settings = Settings.resolve(
+        environ={"QW_DATA_DIR": str(tmp_path), "QW_FLUSH_INTERVAL": "0.2", "QW_FLUSH_ROWS": "7"}
+    )
+    writer = StorageWriter.from_settings(settings)
+    assert (writer.flush_interval, writer.flush_rows, writer.data_dir) == (0.2, 7, tmp_path)
+    writer.submit_trade(trade(1))
+    wait_for(lambda: writer.counts()["raw_trades"].written == 1, 10, "the timer flush")
+    writer.close(timeout=10)
+    with pytest.raises(ConfigError, match="QW_FLUSH_ROWS='0' is invalid"):
+        Settings.resolve(environ={"QW_FLUSH_ROWS": "0"})
+
+
+def test_repeated_book_levels_convert_to_the_same_columns_as_direct_conversion() -> None:
+    levels = [(Decimal(97000) - i, Decimal(i + 1) / 8) for i in range(10)]
+    buffer = BookBuffer(TABLES["raw_orderbook"])
+    for k in range(40):  # one level changes per update, like a live book
+        levels[k % 10] = (levels[k % 10][0], Decimal(k) / 16)
+        buffer.add("BTC-USD", T0_US + k, T0_US + k, list(levels), list(levels[:4]))
+    table, rejected = buffer.to_arrow(buffer.drain())
+    assert rejected == 0
+    for name in TABLES["raw_orderbook"].columns[3:]:
+        direct = pa.array(table.column(name).to_pylist(), type=pa.decimal128(38, 18))
+        assert table.column(name).combine_chunks().equals(direct)
+    assert table.column("bid_size_0").to_pylist()[-1] == Decimal(30) / 16
+    assert table.column("ask_price_5").null_count == 40

@@ -24,18 +24,6 @@ class _Side:
         self.sizes: dict[Decimal, Decimal] = {p: s for p, s in levels if s > _ZERO}
         self.prices: list[Decimal] = sorted(self.sizes)
 
-    def set(self, price: Decimal, size: Decimal) -> None:
-        sizes = self.sizes
-        if size == _ZERO:
-            if price in sizes:
-                del sizes[price]
-                prices = self.prices
-                del prices[bisect_left(prices, price)]
-        else:
-            if price not in sizes:
-                insort(self.prices, price)
-            sizes[price] = size
-
 
 class OrderBook:
     """The book of one product: snapshot replaces, updates set the total size at a price."""
@@ -63,9 +51,17 @@ class OrderBook:
 
     def apply_update(self, update: BookUpdate) -> None:
         """Set each changed level to its new total size (0 removes the level)."""
-        bids, asks = self._bids, self._asks
-        for side, price, size in update.changes:
-            (bids if side == "bid" else asks).set(price, size)
+        for side_name, price, size in update.changes:
+            side = self._bids if side_name == "bid" else self._asks
+            sizes = side.sizes
+            if size:
+                if price not in sizes:
+                    insort(side.prices, price)
+                sizes[price] = size
+            elif price in sizes:
+                del sizes[price]
+                prices = side.prices
+                del prices[bisect_left(prices, price)]
 
     def clear(self) -> None:
         """Empty the book and mark it not ready until the next snapshot."""

@@ -25,6 +25,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"must be >= 1, got {text!r}")
+    return value
+
+
 def _products(text: str) -> tuple[str, ...]:
     products = tuple(p.strip().upper() for p in text.split(",") if p.strip())
     if not products:
@@ -54,6 +61,8 @@ class Settings:
     data_dir: Path = _setting("--data-dir", "QW_DATA_DIR", Path(".quotewatch"), Path)
     catalog_uri: str | None = _setting("--catalog-uri", "QW_CATALOG_URI", None)
     warehouse: str | None = _setting("--warehouse", "QW_WAREHOUSE", None)
+    flush_interval: float = _setting("--flush-interval", "QW_FLUSH_INTERVAL", 10.0, _positive_float)
+    flush_rows: int = _setting("--flush-rows", "QW_FLUSH_ROWS", 5_000, _positive_int)
     feed: str = _setting("--feed", "QW_FEED", "exchange", _feed)
     products: tuple[str, ...] = _setting("--products", "QW_PRODUCTS", ("BTC-USD",), _products)
     host: str = _setting("--host", "QW_HOST", "127.0.0.1")
@@ -63,6 +72,10 @@ class Settings:
     grafana_user: str | None = _setting(None, "GRAFANA_USER", None)
     grafana_api_key: str | None = _setting(None, "GRAFANA_API_KEY", None, secret=True)
     environment: str = _setting(None, "ENVIRONMENT", "local")
+    # The labeler's move threshold (a fraction; 0.0001 = 0.01%); None: the command's default.
+    label_threshold: float | None = _setting(
+        "--label-threshold", "QW_LABEL_THRESHOLD", None, _positive_float
+    )
 
     @classmethod
     def resolve(

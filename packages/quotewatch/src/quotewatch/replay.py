@@ -24,6 +24,7 @@ from quotewatch.ingest.parser import Feed, detect_feed
 from quotewatch.ingest.session import FeedSession, Frame
 
 DETECT_LINES = 1000
+_decode = json.JSONDecoder().decode
 # How many frames an as-fast-as-possible replay handles between yields to the event loop.
 _YIELD_EVERY = 1000
 
@@ -43,10 +44,10 @@ class ReplayResult:
 def _line_frame(line: bytes) -> tuple[int | None, Frame]:
     """A recorded line -> (receive time in µs or None, frame)."""
     try:
-        obj: Any = json.loads(line)
+        obj: Any = _decode(line.decode("utf-8"))
     except ValueError:
         return None, line.decode("utf-8", "replace").rstrip("\r\n")
-    if isinstance(obj, dict) and obj.keys() == {"ts", "msg"}:
+    if type(obj) is dict and len(obj) == 2 and "msg" in obj and "ts" in obj:
         ts, msg = obj["ts"], obj["msg"]
         received_us = round(ts * 1_000_000) if isinstance(ts, int | float) else None
         return received_us, msg if isinstance(msg, dict | str) else json.dumps(msg)
@@ -57,7 +58,7 @@ def read_frames(path: Path) -> Iterator[tuple[int | None, Frame, int]]:
     """Every frame of a recording: (receive time in µs or None, frame, bytes of its line)."""
     with path.open("rb") as f:
         for line in f:
-            if line.strip():
+            if len(line) > 2 or line.strip():
                 received_us, frame = _line_frame(line)
                 yield received_us, frame, len(line)
 
@@ -87,26 +88,39 @@ async def replay(
     """Feed every frame of ``path`` to ``session`` at ``speed`` times the recorded pace."""
     if speed < 0:
         raise ReplayError(f"speed must be >= 0 (0 = as fast as possible), got {speed!r}")
-    size = path.stat().st_size
-    bar = tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, disable=not progress)
+    bar = (
+        tqdm(total=path.stat().st_size, unit="B", unit_scale=True, file=sys.stderr)
+        if progress
+        else None
+    )
     started = time.monotonic()
     first_us: int | None = None
     frames = 0
-    with bar:
-        for recorded_us, frame, nbytes in read_frames(path):
-            if recorded_us is None:
-                received_us = time.time_ns() // 1000
-            else:
-                received_us = recorded_us
-                if speed > 0:
-                    first_us = received_us if first_us is None else first_us
-                    ahead = (received_us - first_us) / 1e6 / speed - (time.monotonic() - started)
-                    if ahead > 0.001:
-                        await asyncio.sleep(ahead)
-            session.handle_frame(frame, received_us)
-            frames += 1
-            bar.update(nbytes)
-            if frames % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)
+    handle = session.handle_frame
+    try:
+        with path.open("rb") as f:
+            for line in f:
+                if len(line) <= 2 and not line.strip():
+                    continue
+                recorded_us, frame = _line_frame(line)
+                if recorded_us is None:
+                    received_us = time.time_ns() // 1000
+                else:
+                    received_us = recorded_us
+                    if speed > 0:
+                        first_us = received_us if first_us is None else first_us
+                        due = (received_us - first_us) / 1e6 / speed
+                        ahead = due - (time.monotonic() - started)
+                        if ahead > 0.001:
+                            await asyncio.sleep(ahead)
+                handle(frame, received_us)
+                frames += 1
+                if bar is not None:
+                    bar.update(len(line))
+                if frames % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+    finally:
+        if bar is not None:
+            bar.close()
     session.finish()
     return ReplayResult(frames, time.monotonic() - started)

@@ -9,7 +9,7 @@ import sys
 
 # Each module named here defines `register(subparsers)`, which adds its sub-command and sets
 # `handler(args) -> int` as the parser's default.
-COMMANDS: tuple[str, ...] = ("dashboards", "simulate", "record", "replay", "storage")
+COMMANDS: tuple[str, ...] = ("dashboards", "simulate", "record", "replay", "storage", "demo", "run")
 
 
 def build_parser() -> argparse.ArgumentParser:

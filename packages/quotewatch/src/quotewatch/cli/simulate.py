@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 from pathlib import Path
 
 from quotewatch.simulate.faults import FaultConfigError, Faults
@@ -108,6 +109,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Run only this command: `python -m quotewatch.cli.simulate [flags]` starts quicker than
+    the full `quotewatch` command line, which imports every command."""
+    parser = argparse.ArgumentParser(prog="quotewatch")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["simulate", *(sys.argv[1:] if argv is None else argv)])
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    status: int = args.handler(args)
+    return status
+
+
 async def _serve(exchange: LocalExchange, duration: float | None, faults_json: Path | None) -> None:
     try:
         async with exchange:
@@ -120,3 +134,7 @@ async def _serve(exchange: LocalExchange, duration: float | None, faults_json: P
     finally:
         if faults_json is not None:
             faults_json.write_text(json.dumps(exchange.injected.as_dict(), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

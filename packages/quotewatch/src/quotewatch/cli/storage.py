@@ -26,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def action(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
-        sub = actions.add_parser(name, help=help_text, description=description)
+        sub: argparse.ArgumentParser = actions.add_parser(
+            name, help=help_text, description=description
+        )
         sub.add_argument("--data-dir", default=None, help="data directory (default ./.quotewatch)")
         sub.add_argument(
             "--catalog-uri", default=None, help="sqlite:///, postgresql:// or http(s)://"

@@ -189,7 +189,8 @@ def _cards(window: Window | None, now: float) -> list[tuple[str, str]]:
         return [("—", "")] * len(CARDS)
     last = window.last
     rates = window.rate(MESSAGES, by="type")
-    by_type = ", ".join(f"{k} {v:.1f}/s" for k, v in sorted(rates.items()))
+    busiest = sorted(rates.items(), key=lambda kv: -kv[1])[:3]
+    by_type = ", ".join(f"{k} {v:.1f}/s" for k, v in busiest)
     cards = [(f"{sum(rates.values()):,.1f}/s", by_type or "no messages")]
 
     written = window.increase(WRITTEN, by="table")
@@ -289,7 +290,8 @@ def _buffers_figure(last: Scrape | None) -> Figure:
         "x": shares,
         "y": names,
         "text": [f"{s:.0f}%" for s in shares],
-        "textposition": "auto",
+        "textposition": "outside",
+        "cliponaxis": False,
         "marker": {"color": [PALETTE[4] if s >= 90 else PALETTE[0] for s in shares]},
     }
     fig = figure([bars], x_date=False, height=220, showlegend=False)

@@ -31,7 +31,7 @@ from quotewatch.metrics import (
     DASHBOARD_CALLBACKS,
     DASHBOARD_UPDATE_AGE,
 )
-from quotewatch.state import ModelState, ProductState, Snapshot, StateStore
+from quotewatch.state import FeedStatus, ModelState, ProductState, Snapshot, StateStore
 
 # Microstructure cards: (feature name, card title, unit, decimals).
 FEATURE_CARDS: tuple[tuple[str, str, str, int], ...] = (
@@ -150,8 +150,8 @@ class LiveView:
 def choose_product(snapshot: Snapshot, selected: str | None) -> ProductState | None:
     """The selected product's state, else the first product alphabetically, else None."""
     products = snapshot.products
-    if selected in products:
-        return products[selected]  # type: ignore[index]
+    if selected is not None and selected in products:
+        return products[selected]
     return products[min(products)] if products else None
 
 
@@ -177,7 +177,7 @@ def render_live(
     feed = snapshot.feed
     updated = product.updated_at if product else feed.last_message_at
     age = None if updated is None else max(0.0, now - updated)
-    last_update, warning = _freshness(product, age, stale_after, snapshot)
+    last_update, warning = _freshness(updated, now, stale_after, feed)
 
     values: list[Any] = [
         options_out,
@@ -220,16 +220,16 @@ def render_live(
 
 
 def _freshness(
-    product: ProductState | None, age: float | None, stale_after: float, snapshot: Snapshot
+    updated: float | None, now: float, stale_after: float, feed: FeedStatus
 ) -> tuple[str, str | None]:
-    feed = snapshot.feed
+    """The last-update line and the staleness warning (None when fresh)."""
     status = f"feed {feed.source}: {'connected' if feed.connected else 'disconnected'}"
     if feed.detail:
         status += f" ({feed.detail})"
-    if age is None:
+    if updated is None:
         return f"Waiting for data · {status}", "No market data received yet"
-    stamp = product.updated_at if product else (feed.last_message_at or 0.0)
-    clock = time.strftime("%H:%M:%S", time.gmtime(stamp))
+    age = max(0.0, now - updated)
+    clock = time.strftime("%H:%M:%S", time.gmtime(updated))
     text = f"Updated {clock} UTC ({age:.1f} s ago) · {status} · {feed.messages:,} messages"
     if age > stale_after:
         return text, f"Stale: no update for {age:.0f} s (limit {stale_after:g} s)"

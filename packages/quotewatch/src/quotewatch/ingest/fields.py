@@ -38,34 +38,44 @@ def items(value: Any, name: str) -> list[Any]:
     return value
 
 
-def decimal(value: Any, reason: InvalidReason, *, positive: bool) -> Decimal:
-    """A finite, non-negative decimal (strictly positive when ``positive``) from a string."""
-    if not isinstance(value, str):
-        raise BadMessage(reason, f"{value!r} is not a decimal string")
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise BadMessage(reason, f"{value!r} is not a number") from None
-    if not number.is_finite() or number < _ZERO or (positive and number == _ZERO):
-        raise BadMessage(reason, f"{value!r} is out of range")
-    return number
-
-
 def price(value: Any) -> Decimal:
-    """A price: a finite decimal string > 0."""
-    return decimal(value, InvalidReason.BAD_PRICE, positive=True)
+    """A price: a finite decimal string > 0 (NaN, infinities and "0.-10000" are rejected)."""
+    if type(value) is str:
+        try:
+            number = Decimal(value)
+            # An ordering comparison with NaN raises InvalidOperation.
+            if number > _ZERO and number.is_finite():
+                return number
+        except InvalidOperation:
+            pass
+    raise BadMessage(InvalidReason.BAD_PRICE, f"{value!r} is not a finite decimal string > 0")
 
 
 def size(value: Any) -> Decimal:
-    """A size: a finite decimal string >= 0."""
-    return decimal(value, InvalidReason.BAD_SIZE, positive=False)
+    """A size: a finite decimal string >= 0 (0 removes a level)."""
+    if type(value) is str:
+        try:
+            number = Decimal(value)
+            if number >= _ZERO and number.is_finite():
+                return number
+        except InvalidOperation:
+            pass
+    raise BadMessage(InvalidReason.BAD_SIZE, f"{value!r} is not a finite decimal string >= 0")
+
+
+def trade_size(value: Any) -> Decimal:
+    """A trade size: a finite decimal string > 0."""
+    number = size(value)
+    if number == _ZERO:
+        raise BadMessage(InvalidReason.BAD_SIZE, f"{value!r}: a trade size must be > 0")
+    return number
 
 
 def integer(value: Any, name: str) -> int:
     """A non-negative integer id, given as a JSON integer or a string of digits."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if type(value) is int and value >= 0:
         return value
-    if isinstance(value, str) and value.isdigit() and value.isascii():
+    if type(value) is str and value.isdigit() and value.isascii() and len(value) <= 20:
         return int(value)
     raise BadMessage(InvalidReason.BAD_ID, f"{name}={value!r} is not a non-negative integer")
 

@@ -50,17 +50,19 @@ def l2_data(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
         updates = fields.items(fields.require(event, "updates"), "updates")
         changes: list[Change] = []
         time_us = None
+        price, size = fields.price, fields.size
         for update in updates:
-            if not isinstance(update, dict):
+            if type(update) is not dict:
                 raise BadMessage(InvalidReason.BAD_FIELD, f"update {update!r} is not an object")
-            side = _BOOK_SIDES.get(fields.require(update, "side"))
+            side_text = fields.require(update, "side")
+            side = _BOOK_SIDES.get(side_text) if type(side_text) is str else None
             if side is None:
-                raise BadMessage(InvalidReason.BAD_SIDE, f"update side {update['side']!r}")
+                raise BadMessage(InvalidReason.BAD_SIDE, f"update side {side_text!r}")
             changes.append(
                 (
                     side,
-                    fields.price(fields.require(update, "price_level")),
-                    fields.size(fields.require(update, "new_quantity")),
+                    price(fields.require(update, "price_level")),
+                    size(fields.require(update, "new_quantity")),
                 )
             )
             if kind == "update":
@@ -89,17 +91,16 @@ def market_trades(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
         for trade in fields.items(fields.require(event, "trades"), "trades"):
             if not isinstance(trade, dict):
                 raise BadMessage(InvalidReason.BAD_FIELD, f"trade {trade!r} is not an object")
-            taker_side = _TAKER_SIDES.get(fields.require(trade, "side"))
+            maker_side = fields.require(trade, "side")
+            taker_side = _TAKER_SIDES.get(maker_side) if type(maker_side) is str else None
             if taker_side is None:
-                raise BadMessage(InvalidReason.BAD_SIDE, f"trade side {trade['side']!r}")
+                raise BadMessage(InvalidReason.BAD_SIDE, f"trade side {maker_side!r}")
             out.append(
                 Trade(
                     product=fields.text(trade, "product_id"),
                     trade_id=fields.integer(fields.require(trade, "trade_id"), "trade_id"),
                     price=fields.price(fields.require(trade, "price")),
-                    size=fields.decimal(
-                        fields.require(trade, "size"), InvalidReason.BAD_SIZE, positive=True
-                    ),
+                    size=fields.trade_size(fields.require(trade, "size")),
                     taker_side=taker_side,
                     time_us=fields.time_us(fields.require(trade, "time")),
                     received_us=received_us,

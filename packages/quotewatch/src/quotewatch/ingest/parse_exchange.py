@@ -53,20 +53,23 @@ def l2update(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
     """``l2update``: ``[side, price, new total size]`` changes."""
     product = fields.text(msg, "product_id")
     changes: list[Change] = []
+    price, size = fields.price, fields.size
     for change in fields.items(fields.require(msg, "changes"), "changes"):
-        if not isinstance(change, list) or len(change) != 3:
+        if type(change) is not list or len(change) != 3:
             raise BadMessage(InvalidReason.BAD_FIELD, f"change {change!r} is not [side, p, s]")
-        side = _BOOK_SIDES.get(change[0])
+        side_text, price_text, size_text = change
+        side = _BOOK_SIDES.get(side_text) if type(side_text) is str else None
         if side is None:
-            raise BadMessage(InvalidReason.BAD_SIDE, f"change side {change[0]!r}")
-        changes.append((side, fields.price(change[1]), fields.size(change[2])))
+            raise BadMessage(InvalidReason.BAD_SIDE, f"change side {side_text!r}")
+        changes.append((side, price(price_text), size(size_text)))
     time_us = fields.time_us(fields.require(msg, "time"))
     return (BookUpdate(product, tuple(changes), time_us, received_us),)
 
 
 def match(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
     """``match`` / ``last_match``: one trade; ``side`` is the maker's."""
-    taker_side = _TAKER_SIDES.get(fields.require(msg, "side"))
+    maker_side = fields.require(msg, "side")
+    taker_side = _TAKER_SIDES.get(maker_side) if type(maker_side) is str else None
     if taker_side is None:
         raise BadMessage(InvalidReason.BAD_SIDE, f"side {msg['side']!r}")
     sequence = msg.get("sequence")
@@ -74,7 +77,7 @@ def match(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
         product=fields.text(msg, "product_id"),
         trade_id=fields.integer(fields.require(msg, "trade_id"), "trade_id"),
         price=fields.price(fields.require(msg, "price")),
-        size=fields.decimal(fields.require(msg, "size"), InvalidReason.BAD_SIZE, positive=True),
+        size=fields.trade_size(fields.require(msg, "size")),
         taker_side=taker_side,
         time_us=fields.time_us(fields.require(msg, "time")),
         received_us=received_us,

@@ -166,7 +166,7 @@ class FeedSession:
 
     def _update(self, update: BookUpdate) -> bool:
         book = self.books.get(update.product)
-        stats = self._product(update.product)
+        stats = self.stats.products.get(update.product) or self._product(update.product)
         if book is None or not book.ready:
             stats.stale_updates += 1
             return False

@@ -192,7 +192,7 @@ class Pipeline:
 
     def __init__(
         self,
-        products: Iterable[str],
+        products: Iterable[str] | None,
         state: StateStore,
         sink: RowSink | None = None,
         config: PipelineConfig | None = None,
@@ -202,8 +202,10 @@ class Pipeline:
         replay: bool = False,
     ) -> None:
         self.config = config = config or PipelineConfig()
-        self.products = {p: ProductPipeline(p, config) for p in products}
-        if not self.products:
+        # None follows every product the feed carries (a replay); else only those named.
+        self._any_product = products is None
+        self.products = {p: ProductPipeline(p, config) for p in products or ()}
+        if not self.products and not self._any_product:
             raise ValueError("the pipeline needs at least one product, e.g. BTC-USD")
         self.books = books
         self.state = state
@@ -218,11 +220,6 @@ class Pipeline:
         self._feed_at = 0.0
         state.update_feed(source=source)
 
-    def set_feed(self, *, connected: bool, detail: str = "") -> None:
-        """Record the feed's connection state in the snapshot (call from the feed loop)."""
-        self._feed = replace(self._feed, connected=connected, detail=detail)
-        self.state.update_feed(connected=connected, detail=detail)
-
     @recorded(MESSAGE_LATENCY, value=_latency)
     def process(self, event: Event) -> float | None:
         """Handle one event (a `FeedSession` consumer); return its frame's receive time (wall
@@ -230,18 +227,18 @@ class Pipeline:
         start = time.time() if self.replay else event.received_us * 1e-6
         self.stats.messages += 1
         if isinstance(event, BookUpdate):
-            prod = self.products.get(event.product)
+            prod = self._product(event.product)
             if prod is None:
                 return None
             self.stats.book_updates += 1
             self._on_book(prod, event.time_us, event.received_us)
         elif isinstance(event, Trade):
-            prod = self.products.get(event.product)
+            prod = self._product(event.product)
             if prod is None or event.last_match:
                 return None  # an older trade replayed on subscribing: seen (and stored) before
             self._on_trade(prod, event)
         elif isinstance(event, BookSnapshot):
-            prod = self.products.get(event.product)
+            prod = self._product(event.product)
             if prod is None:
                 return None
             prod.pending = None  # a fresh book: the previous sample's features are from before
@@ -249,6 +246,12 @@ class Pipeline:
         else:
             return None
         return start
+
+    def _product(self, product: str) -> ProductPipeline | None:
+        prod = self.products.get(product)
+        if prod is None and self._any_product:
+            prod = self.products[product] = ProductPipeline(product, self.config)
+        return prod
 
     def close(self) -> CountsReport:
         """Write every predicted sample still waiting for its label (with a null label) and

@@ -22,6 +22,7 @@ from quotewatch.simulate.market import (
 from quotewatch.simulate.timefmt import go_time, iso_ns, iso_us
 
 WIRE_CHANNELS = {"level2": "l2_data", "market_trades": "market_trades", "heartbeats": "heartbeats"}
+NOT_SIMULATED = ("ticker", "ticker_batch", "candles", "status", "user", "futures_balance_summary")
 SNAPSHOT_FIRST = 0.5  # how often a level2 snapshot overtakes the subscriptions ack
 TRADES_EVERY_US = 250_000
 ZERO_TIME = "0001-01-01T00:00:00.000000Z"
@@ -51,8 +52,6 @@ class AdvancedSession:
         self._l2: dict[str, list[dict[str, str]]] = {}
         self._trades: list[dict[str, str]] = []
         self._trade_ids: list[tuple[str, int]] = []
-        self._last_us = market.now_us
-        self._last_update: tuple[str, dict[str, str]] | None = None
 
     def _frame(
         self,
@@ -62,11 +61,13 @@ class AdvancedSession:
         *,
         stream: bool = True,
         trade_ids: tuple[tuple[str, int], ...] = (),
+        body: Any = None,
     ) -> Frame:
         """A frame without its `sequence_num`: `number` gives it one as it is sent, so frames
         that faults add in between take their numbers in order."""
         head = f'{{"channel":"{channel}","timestamp":"{iso_ns(t)}","sequence_num":'
-        return Frame(head, stream=stream, trade_ids=trade_ids, tail=',"events":' + _dumps(events))
+        tail = ',"events":' + _dumps(events)
+        return Frame(head, stream=stream, trade_ids=trade_ids, tail=tail, time_us=t, body=body)
 
     def number(self, frame: Frame) -> Frame:
         """The frame with the connection's next `sequence_num` (errors have none)."""
@@ -75,7 +76,9 @@ class AdvancedSession:
         seq = self.sequence_num
         self.sequence_num += 1
         text = f"{frame.text}{seq}{frame.tail}}}"
-        return Frame(text, stream=frame.stream, trade_ids=frame.trade_ids, sequence_num=seq)
+        return Frame(
+            text, frame.stream, frame.trade_ids, seq, time_us=frame.time_us, body=frame.body
+        )
 
     # --- client messages ------------------------------------------------------------------
 
@@ -90,6 +93,10 @@ class AdvancedSession:
         channel = msg.get("channel")
         if not isinstance(channel, str):
             return [_error('channel must be one channel name, e.g. "level2"')]
+        if channel in NOT_SIMULATED:
+            return [
+                _error(f"Failed to subscribe: {channel} is not supported by quotewatch simulate")
+            ]
         if channel not in WIRE_CHANNELS:
             return [_error(f"Failed to subscribe: unknown channel {channel}")]
         products = msg.get("product_ids", [])
@@ -180,7 +187,6 @@ class AdvancedSession:
                     self._trades.append(self._trade(event))
                     self._trade_ids.append((event.product, event.trade_id))
             elif isinstance(event, Tick):
-                self._last_us = event.time_us
                 out.extend(self._flush(event.time_us))  # heartbeats too: per connection
         return out
 
@@ -189,8 +195,7 @@ class AdvancedSession:
         for product, updates in self._l2.items():
             if updates:
                 event = {"type": "update", "product_id": product, "updates": list(updates)}
-                self._last_update = (product, updates[-1])
-                out.append(self._frame("l2_data", [event], t))
+                out.append(self._frame("l2_data", [event], t, body=event))
                 updates.clear()
         if self._trades and t % TRADES_EVERY_US == 0:
             event = {"type": "update", "trades": list(self._trades)}
@@ -205,13 +210,14 @@ class AdvancedSession:
 
     # --- faults ---------------------------------------------------------------------------
 
-    def malformed_frame(self, rng: random.Random) -> str:
-        """A malformed frame. Unparsable ones take no `sequence_num`; the others take the next
-        one and carry only bad or repeated data, so skipping their events loses nothing."""
-        t = self._last_us
+    def malformed_frame(self, rng: random.Random, after: Frame) -> str:
+        """A malformed frame to follow `after`. Unparsable ones take no `sequence_num`; the
+        others take the next one and carry only bad data or data repeated from `after`, so
+        skipping their events loses nothing."""
+        t = after.time_us
         product = next(iter(self._market.products))
         kind = rng.randrange(8)
-        if kind == 0 or (kind == 4 and self._last_update is None):
+        if kind == 0 or (kind == 4 and after.body is None):
             return '{"channel":"l2_data","timestamp":"' + iso_ns(t) + '","sequence_num":'
         update = {"side": "bid", "event_time": iso_us(t), "price_level": "1", "new_quantity": "1"}
         events: Any
@@ -226,9 +232,8 @@ class AdvancedSession:
             events = [{"type": "update", "product_id": product,
                        "updates": [{**update, "new_quantity": bad}]}]  # fmt: skip
         elif kind == 4:
-            assert self._last_update is not None
-            product, last = self._last_update
-            events = [{"type": "update", "product_id": product,
+            last = after.body["updates"][-1]
+            events = [{"type": "update", "product_id": after.body["product_id"],
                        "updates": [{**last, "event_time": ZERO_TIME}]}]  # fmt: skip
         elif kind == 5:
             events = [{"type": "update", "product_id": product}]

@@ -17,6 +17,7 @@ from quotewatch.simulate.timefmt import iso_us
 
 AUTH_CHANNELS = ("level2", "level3", "full")
 CHANNELS = ("level2", "level2_batch", "matches", "heartbeat")
+NOT_SIMULATED = ("ticker", "ticker_batch", "status", "auctionfeed", "rfq_matches", "balance")
 AUTH_FIELDS = ("signature", "key", "passphrase", "timestamp")
 AUTH_REASON = (
     "level2, level3, and full channels now require authentication. "
@@ -61,9 +62,6 @@ class ExchangeSession:
         self._subs: dict[str, list[str]] = {}  # channel -> products, in subscription order
         self._batch: dict[str, dict[tuple[str, int], int]] = {}
         self._batch_time: dict[str, int] = {}
-        self._last_change: dict[str, tuple[str, str, str]] = {}
-        self._last_match: dict[str, Any] | None = None
-        self._last_us = market.now_us
 
     # --- client messages ------------------------------------------------------------------
 
@@ -118,6 +116,8 @@ class ExchangeSession:
             if name in ("level3", "full"):
                 if not all(msg.get(f) for f in AUTH_FIELDS):
                     raise _SubscribeError(AUTH_REASON)
+                raise _SubscribeError(f"{name} is not supported by quotewatch simulate")
+            if name in NOT_SIMULATED:
                 raise _SubscribeError(f"{name} is not supported by quotewatch simulate")
             if name not in CHANNELS:
                 raise _SubscribeError(f"{name} is not a valid channel")
@@ -182,7 +182,6 @@ class ExchangeSession:
                 if event.product in matches:
                     out.append(self._match(event, False))
             elif isinstance(event, Tick):
-                self._last_us = event.time_us
                 for product, pending in self._batch.items():
                     if pending:
                         changes = tuple((s, p, q) for (s, p), q in pending.items())
@@ -196,15 +195,14 @@ class ExchangeSession:
                     "product_id": event.product,
                     "time": iso_us(event.time_us),
                 }
-                out.append(Frame(_dumps(body)))
+                out.append(Frame(_dumps(body), time_us=event.time_us))
         return out
 
     def _l2update(self, product: str, changes: Iterable[tuple[str, int, int]], t: int) -> Frame:
         spec = self._market.products[product].spec
         rendered = [[s, spec.price_str(p), spec.size_str(q)] for s, p, q in changes]
-        self._last_change[product] = (rendered[-1][0], rendered[-1][1], rendered[-1][2])
         body = {"type": "l2update", "product_id": product, "changes": rendered, "time": iso_us(t)}
-        return Frame(_dumps(body))
+        return Frame(_dumps(body), time_us=t, body=body)
 
     def _match(self, match: Match, last: bool) -> Frame:
         spec = self._market.products[match.product].spec
@@ -222,8 +220,8 @@ class ExchangeSession:
         }
         if last:
             return Frame(_dumps(body), stream=False)
-        self._last_match = body
-        return Frame(_dumps(body), trade_ids=((match.product, match.trade_id),))
+        trade_ids = ((match.product, match.trade_id),)
+        return Frame(_dumps(body), trade_ids=trade_ids, time_us=match.time_us, body=body)
 
     # --- faults ---------------------------------------------------------------------------
 
@@ -231,31 +229,33 @@ class ExchangeSession:
         """The frame as it is: the Exchange feed has no per-connection number."""
         return frame
 
-    def malformed_frame(self, rng: random.Random) -> str:
-        """A malformed frame like those seen on the real feed. Any data it carries repeats what
-        was already sent (sizes are totals), so skipping it, as a client must, loses nothing."""
-        now = iso_us(self._last_us)
-        product = next(iter(self._last_change), next(iter(self._market.products)))
-        change = self._last_change.get(product)
-        match = self._last_match
+    def malformed_frame(self, rng: random.Random, after: Frame) -> str:
+        """A malformed frame like those seen on the real feed, to follow `after`. Any data it
+        carries repeats `after` (sizes are totals), so skipping it, as a client must, loses
+        nothing."""
+        now = iso_us(after.time_us)
+        body = after.body or {}
+        product: str = body.get("product_id", next(iter(self._market.products)))
         kind = rng.randrange(9)
-        if kind == 0 or (change is None and kind <= 4) or (match is None and kind >= 5):
+        if body.get("type") != "match" and kind >= 5:
+            kind -= 5  # kinds 5-8 copy a match
+        if body.get("type") != "l2update" and kind in (3, 4):
+            kind -= 3  # kinds 3-4 copy an l2update
+        if kind == 0:
             return '{"type":"l2update","product_id":"' + product + '","changes":[["buy","1'
         if kind == 1:
             return _dumps({"type": "auction_open", "product_id": product, "time": now})
         if kind == 2:
             return _dumps({"type": "l2update", "product_id": product, "time": now})
         if kind in (3, 4):
-            assert change is not None
-            side, price, size = change
+            side, price, size = body["changes"][-1]
             bad = ["0.-10000", "NaN", "-1.50000000"][rng.randrange(3)] if kind == 3 else size
             time = ZERO_TIME if kind == 4 else now
             return _dumps({"type": "l2update", "product_id": product,
                            "changes": [[side, price, bad]], "time": time})  # fmt: skip
-        assert match is not None
-        bad_match = dict(match)
+        bad_match = dict(body)
         if kind == 5:
-            bad_match["trade_id"] = str(match["trade_id"]) + "x"
+            bad_match["trade_id"] = f"{body['trade_id']}x"
         elif kind == 6:
             bad_match["price"] = "NaN"
         elif kind == 7:

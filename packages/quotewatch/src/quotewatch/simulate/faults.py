@@ -155,6 +155,8 @@ class Frame:
     trade_ids: tuple[tuple[str, int], ...] = ()  # (product, trade_id) carried
     sequence_num: int | None = None
     tail: str = ""  # Advanced Trade: the text after the `sequence_num`, not yet given
+    time_us: int = 0  # simulated time it was produced at
+    body: Any = None  # what a malformed copy may be based on (an l2 update or a match)
 
 
 class ConnectionFaults:
@@ -165,7 +167,7 @@ class ConnectionFaults:
         faults: Faults,
         rng: random.Random,
         record: ConnectionRecord,
-        malformed_frame: Callable[[random.Random], str],
+        malformed_frame: Callable[[random.Random, Frame], str],
         number: Callable[[Frame], Frame],
     ) -> None:
         self._faults = faults
@@ -196,5 +198,5 @@ class ConnectionFaults:
                 out.append(frame.text)
             if faults.malformed and rng.random() < faults.malformed:
                 record.malformed += 1
-                out.append(self._malformed_frame(rng))
+                out.append(self._malformed_frame(rng, frame))
         return out

@@ -37,7 +37,7 @@ from quotewatch.simulate.faults import (
     Injected,
     MatchDropper,
 )
-from quotewatch.simulate.market import US, Event, Market
+from quotewatch.simulate.market import TICK_US, US, Event, Market
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class _Session(Protocol):
 
     def handle(self, text: str | bytes) -> list[Frame]: ...
     def on_events(self, events: Iterable[Event]) -> list[Frame]: ...
-    def malformed_frame(self, rng: random.Random) -> str: ...
+    def malformed_frame(self, rng: random.Random, after: Frame) -> str: ...
     def number(self, frame: Frame) -> Frame: ...
 
 
@@ -187,10 +187,15 @@ class LocalExchange:
         return self._paused
 
     def pause(self) -> None:
-        """Stop the market: the simulated clock stands still and nothing is sent."""
+        """Stop the market: the simulated clock stands still and nothing more is sent.
+
+        The clock first runs on to the next 50 ms boundary, so every batch in progress is sent
+        and a snapshot taken while paused agrees with the updates before it."""
         if not self._paused:
-            self._sim_base = self._sim_now()
+            now = self._sim_now()
+            self._sim_base = now + (-now) % TICK_US
             self._paused = True
+            self._step()
 
     def resume(self) -> None:
         """Restart the market from where it stopped."""
@@ -246,12 +251,14 @@ class LocalExchange:
     async def _run_market(self) -> None:
         while True:
             await asyncio.sleep(STEP_S)
-            if self._paused:
-                continue
-            events = self._dropper.filter(self.market.advance(self._sim_now()))
-            if events:
-                for conn in list(self._connections):
-                    conn.push(conn.session.on_events(events))
+            self._step()
+
+    def _step(self) -> None:
+        """Run the market up to the clock and send what it produced."""
+        events = self._dropper.filter(self.market.advance(self._sim_now()))
+        if events:
+            for conn in list(self._connections):
+                conn.push(conn.session.on_events(events))
 
     @staticmethod
     def _check_path(connection: ServerConnection, request: Request) -> Response | None:

@@ -2,7 +2,7 @@
 
 from quotewatch.storage.catalog import CatalogConfig, StorageConfigError, build_catalog
 from quotewatch.storage.tables import TABLE_NAMES, TABLES, ensure_tables
-from quotewatch.storage.writer import FlushResult, StorageWriter, TableCounts
+from quotewatch.storage.writer import FlushResult, StorageWriter, TableCounts, WriterClosedError
 
 __all__ = [
     "TABLES",
@@ -12,6 +12,7 @@ __all__ = [
     "StorageConfigError",
     "StorageWriter",
     "TableCounts",
+    "WriterClosedError",
     "build_catalog",
     "ensure_tables",
 ]

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from decimal import Decimal
 from itertools import chain
 from typing import Any, Protocol
 
+import numpy as np
 import pyarrow as pa
 
-from quotewatch.storage.tables import BOOK_DEPTH, TableDef
+from quotewatch.storage.tables import BOOK_DEPTH, PRICE_PRECISION, PRICE_SCALE, TableDef
 
 log = logging.getLogger(__name__)
 
@@ -140,30 +142,85 @@ class BookBuffer:
     ) -> tuple[pa.Table, int]:
         """Convert drained rows; rows with a value that does not fit are logged and dropped."""
         products, times, received, levels = drained
-        # Flat layout per row: bid (p, s) x 10 then ask (p, s) x 10; schema order is
-        # bid_price_0..9, bid_size_0..9, ask_price_0..9, ask_size_0..9.
-        order = [
-            side * 2 * BOOK_DEPTH + 2 * level + kind
-            for side in (0, 1)
-            for kind in (0, 1)
-            for level in range(BOOK_DEPTH)
-        ]
         columns: list[Any] = [products, times, received]
-        columns += [levels[k::_BOOK_VALUES] for k in order]
         try:
+            columns += _level_arrays(levels, len(products))
             return _columns_to_table(self.tdef.arrow_schema, columns), 0
         except (pa.ArrowException, TypeError, ValueError):
+            columns[3:] = [levels[k::_BOOK_VALUES] for k in _SCHEMA_ORDER]
             rows = list(zip(*columns, strict=True))
             good = [row for row in rows if _row_fits(self.tdef, row)]
-            return _columns_to_table(self.tdef.arrow_schema, list(zip(*good, strict=True))), len(
-                rows
-            ) - len(good)
+            table = _columns_to_table(self.tdef.arrow_schema, list(zip(*good, strict=True)))
+            return table, len(rows) - len(good)
+
+
+# Flat layout per row: bid (p, s) x 10 then ask (p, s) x 10; schema order is bid_price_0..9,
+# bid_size_0..9, ask_price_0..9, ask_size_0..9. _SCHEMA_ORDER[i] is the flat offset of column i.
+_SCHEMA_ORDER = [
+    side * 2 * BOOK_DEPTH + 2 * level + kind
+    for side in (0, 1)
+    for kind in (0, 1)
+    for level in range(BOOK_DEPTH)
+]
+_DECIMAL = pa.decimal128(PRICE_PRECISION, PRICE_SCALE)
+_CHUNK = 8_192  # level values per GIL-holding step (~1 ms)
+
+
+def _level_arrays(levels: list[Decimal | None], rows: int) -> list[Any]:
+    """The 40 level columns, converting each distinct value once when values repeat.
+
+    Consecutive book states share most of their Decimal objects (one level changes per
+    update), so a flush holds few distinct values; converting those once and gathering them by
+    index is ~3x cheaper than converting 40 values per row. With little repetition the columns
+    are converted directly.
+    """
+    # Work in chunks, yielding between them: one C call over a whole flush would hold the GIL
+    # (and freeze the feed's event loop) for tens of milliseconds.
+    unique: dict[Decimal | None, None] = {}
+    for start in range(0, len(levels), _CHUNK):
+        unique |= dict.fromkeys(levels[start : start + _CHUNK])
+        time.sleep(0)
+    if len(unique) * 4 > len(levels):
+        return [levels[k::_BOOK_VALUES] for k in _SCHEMA_ORDER]
+    values = pa.array(list(unique), type=_DECIMAL)
+    index = dict(zip(unique, range(len(unique)), strict=True))
+    codes = np.empty(len(levels), dtype=np.int32)
+    for start in range(0, len(levels), _CHUNK):
+        chunk = levels[start : start + _CHUNK]
+        codes[start : start + len(chunk)] = np.fromiter(
+            map(index.__getitem__, chunk), dtype=np.int32, count=len(chunk)
+        )
+        time.sleep(0)
+    by_column = np.ascontiguousarray(codes.reshape(rows, _BOOK_VALUES).T)
+    arrays = []
+    for k in _SCHEMA_ORDER:
+        arrays.append(values.take(pa.array(by_column[k])))
+        time.sleep(0)
+    return arrays
+
+
+def warm_up(tdef: TableDef) -> None:
+    """Run the order book conversion once on two rows.
+
+    The first conversion in a process pays one-time set-up (tens of ms holding the GIL); the
+    writer does it at start-up rather than in its first flush, while the feed is running.
+    """
+    level = (Decimal(1), Decimal(1))
+    book = BookBuffer(tdef)
+    for _ in range(2):
+        book.add("WARM-UP", 0, 0, [level] * BOOK_DEPTH, [level] * BOOK_DEPTH)
+    book.to_arrow(book.drain())
 
 
 def _columns_to_table(schema: pa.Schema, columns: list[Any]) -> pa.Table:
     if not columns:
         return schema.empty_table()
-    arrays = [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)]
+    arrays = []
+    for col, field in zip(columns, schema, strict=True):
+        arrays.append(col if isinstance(col, pa.Array) else pa.array(col, type=field.type))
+        # Converting a column holds the GIL for its whole length; yielding between columns lets
+        # the feed's event loop run instead of waiting out the interpreter's 5 ms switch interval.
+        time.sleep(0)
     for array, field in zip(arrays, schema, strict=True):
         if not field.nullable and array.null_count:
             raise ValueError(f"column {field.name!r} is required but has nulls")

@@ -33,7 +33,7 @@ from quotewatch.metrics import (
     ROWS_WRITTEN,
     SPILLED_ROWS,
 )
-from quotewatch.storage.buffers import BookBuffer, Buffer, Level, RowBuffer
+from quotewatch.storage.buffers import BookBuffer, Buffer, Level, RowBuffer, warm_up
 from quotewatch.storage.catalog import CatalogConfig, build_catalog
 from quotewatch.storage.commit import Batch, commit_batches, new_batch_id
 from quotewatch.storage.spill import recover_table, spill_files, write_spill
@@ -53,6 +53,13 @@ DEFAULT_FLUSH_INTERVAL = 10.0
 DEFAULT_BUFFER_ROWS = 100_000
 RETRY_MIN, RETRY_MAX = 0.5, 30.0
 _FEATURES = frozenset(FEATURE_COLUMNS)
+
+
+_CLOSED = "the storage writer is closed: rows submitted after close() would be lost"
+
+
+class WriterClosedError(RuntimeError):
+    """A row was submitted after `close()`."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +152,13 @@ class StorageWriter:
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> StorageWriter:
-        """A writer for the catalog, warehouse and data dir in `settings`."""
+        """A writer for the catalog, warehouse, data dir and flush policy in `settings`."""
+        options = {
+            "flush_interval": settings.flush_interval,
+            "flush_rows": settings.flush_rows,
+            "buffer_rows": max(DEFAULT_BUFFER_ROWS, settings.flush_rows),
+            **options,
+        }
         return cls(CatalogConfig.from_settings(settings), settings.data_dir, **options)
 
     # --- submits: called from the feed loop, never block on I/O -------------------------------
@@ -159,11 +172,15 @@ class StorageWriter:
         asks: Sequence[Level],
     ) -> None:
         """Queue one `raw_orderbook` row: the top levels (best first) after an update."""
+        if self._closed:
+            raise WriterClosedError(_CLOSED)
         if self._book.add(product, time_us, received_us, bids, asks) >= self.flush_rows:
             self._wake.set()
 
     def submit_trade(self, trade: Trade) -> None:
         """Queue one `raw_trades` row from a parsed trade event."""
+        if self._closed:
+            raise WriterClosedError(_CLOSED)
         row = (
             trade.product,
             trade.time_us,
@@ -180,6 +197,8 @@ class StorageWriter:
         self, product: str, time_us: int, received_us: int, features: Mapping[str, float]
     ) -> None:
         """Queue one `features` row; `features` maps names in `FEATURE_COLUMNS` to floats."""
+        if self._closed:
+            raise WriterClosedError(_CLOSED)
         unknown = features.keys() - _FEATURES
         if unknown:
             raise ValueError(
@@ -204,6 +223,8 @@ class StorageWriter:
         labelled_us: int | None,
     ) -> None:
         """Queue one `predictions` row, written once its label is known (or never will be)."""
+        if self._closed:
+            raise WriterClosedError(_CLOSED)
         row = (
             product,
             time_us,
@@ -238,6 +259,8 @@ class StorageWriter:
 
     def flush(self, timeout: float = 60.0) -> bool:
         """Flush every table now; wait up to `timeout` s; True if a full flush cycle ran."""
+        if self._closed:
+            return False
         with self._flushed:
             target = self._flush_generation + 1
             self._flush_now.set()
@@ -259,6 +282,11 @@ class StorageWriter:
     # --- the flusher thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        warm_up(TABLES["raw_orderbook"])
+        try:  # open the catalog and create the tables before the first flush needs them
+            self._table(TABLE_NAMES[0])
+        except Exception as exc:
+            log.warning("catalog not reachable at start, will retry at the first flush: %s", exc)
         next_due = self._clock() + self.flush_interval
         while True:
             self._wake.wait(max(0.0, next_due - self._clock()))

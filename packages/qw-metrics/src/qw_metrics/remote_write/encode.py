@@ -52,8 +52,16 @@ class EncodedRequest:
     samples: int
 
 
+_ONE_BYTE = [bytes((n,)) for n in range(0x80)]
+
+# Encoded Label fields by (name, value): the same pairs (job, le="0.5", ...) recur across series.
+_LABEL_CACHE_LIMIT = 100_000
+
+
 def varint(value: int) -> bytes:
     """Protobuf base-128 varint; negative int64 values use their two's complement."""
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
     value &= 0xFFFFFFFFFFFFFFFF
     out = bytearray()
     while value > 0x7F:
@@ -63,15 +71,12 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
-def encode_labels(labels: Iterable[tuple[str, str]]) -> bytes:
-    """Encode (name, value) pairs, already sorted, as repeated ``TimeSeries.labels`` fields."""
-    out = []
-    for name, value in labels:
-        n = name.encode()
-        v = value.encode()
-        label = b"\x0a" + varint(len(n)) + n + b"\x12" + varint(len(v)) + v
-        out.append(b"\x0a" + varint(len(label)) + label)
-    return b"".join(out)
+def encode_label(name: str, value: str) -> bytes:
+    """One ``TimeSeries.labels`` field (a length-delimited ``Label`` message)."""
+    n = name.encode()
+    v = value.encode()
+    label = b"\x0a" + varint(len(n)) + n + b"\x12" + varint(len(v)) + v
+    return b"\x0a" + varint(len(label)) + label
 
 
 def _sample_suffix(timestamp_ms: int) -> bytes:
@@ -176,6 +181,8 @@ class WriteRequestEncoder:
         self._max = max_samples_per_request
         self._families: dict[tuple[str, str], _Family] = {}
         self._structs: dict[tuple[int, tuple[int, ...]], struct.Struct] = {}
+        self._label_bytes: dict[tuple[str, str], bytes] = {}
+        self._checked_names: set[str] = set()
 
     def encode(self, metrics: Iterable[Metric], timestamp_ms: int) -> list[EncodedRequest]:
         """Encode and compress every sample of ``metrics``; samples without a timestamp get
@@ -267,8 +274,11 @@ class WriteRequestEncoder:
                 "(it must match [a-zA-Z_:][a-zA-Z0-9_:]*); rename the metric"
             )
         merged = dict(self._external)
+        checked = self._checked_names
         for label, value in labels.items():
-            _check_label_name(label, name)
+            if label not in checked:
+                _check_label_name(label, name)
+                checked.add(label)
             text = value if isinstance(value, str) else str(value)
             # Empty means unset in Prometheus: the external label, if any, applies.
             if text:
@@ -278,8 +288,23 @@ class WriteRequestEncoder:
         if kind == "summary" and "quantile" in merged:
             merged["quantile"] = _go_float(merged["quantile"], "quantile", name)
         merged["__name__"] = name
+        cache = self._label_bytes
+        if len(cache) > _LABEL_CACHE_LIMIT:
+            cache.clear()
+        out = []
         # Names are ASCII (checked above), so str order is Go's byte order.
-        return encode_labels(sorted(merged.items()))
+        for pair in sorted(merged.items()):
+            encoded = cache.get(pair)
+            if encoded is None:
+                try:
+                    encoded = cache[pair] = encode_label(*pair)
+                except UnicodeEncodeError:
+                    raise InvalidSeriesError(
+                        f"label {pair[0]}={pair[1]!r} on metric {name!r} is not valid UTF-8 "
+                        "(it holds a lone surrogate); fix the label value"
+                    ) from None
+            out.append(encoded)
+        return b"".join(out)
 
 
 def _uniform_layout(key: tuple[int, tuple[int, ...]]) -> struct.Struct:

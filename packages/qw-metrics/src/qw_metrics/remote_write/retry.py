@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+from qw_metrics.remote_write.errors import RemoteWriteConfigError
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -14,6 +16,13 @@ class Backoff:
 
     initial: float = 0.03
     maximum: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.initial <= self.maximum:
+            raise RemoteWriteConfigError(
+                f"Backoff(initial={self.initial!r}, maximum={self.maximum!r}); "
+                "need 0 < initial <= maximum"
+            )
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based): half fixed, half random."""

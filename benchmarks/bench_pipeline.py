@@ -1,0 +1,223 @@
+"""Pipeline speed: end-to-end replay throughput, instrumentation cost, and latency under load.
+
+1. **Throughput**: a recording of the simulated market (Exchange `level2`, one `l2update` per
+   book change, plus matches and heartbeats) replayed at speed 0 through the full path:
+   parse -> book -> features -> predict -> label -> train -> enqueue for storage (a real
+   `StorageWriter` whose flush threshold is out of reach, so only the enqueue is measured).
+   Messages/s by wall clock and by process CPU time (steadier on a shared machine).
+   Target: >= 25,000 messages/s with all metrics on.
+2. **Instrumentation cost**: the same replay with metrics on and with `QW_METRICS_DISABLED=1`,
+   each in its own subprocess, alternating, medians compared. Target: <= 3%.
+3. **Latency under load**: `quotewatch simulate` in its own process at 10x the normal rate,
+   `quotewatch`'s runner (feed client, pipeline, storage, /metrics) connected to it for a while;
+   latency from frame receipt to the state swap, measured exactly per message by a consumer
+   placed after the pipeline. Target: p99 <= 1 ms.
+
+Run: `uv run --locked python benchmarks/bench_pipeline.py [--rounds 5] [--seconds 600]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+START_US = 1_767_225_600_000_000
+LABEL_THRESHOLD = 0.00002  # the demo's: the simulated market is calm; the model gets ready
+
+
+def write_recording(path: Path, seconds: float, rate: float) -> int:
+    """Write `seconds` of simulated Exchange level2 traffic as a `quotewatch record` file."""
+    from quotewatch.simulate.exchange_protocol import ExchangeSession
+    from quotewatch.simulate.market import Market
+
+    market = Market(("BTC-USD",), seed=3, start_us=START_US, depth=1000, rate=rate)
+    session = ExchangeSession(market, random.Random(3), auth_secret=None)
+    subscribe = {
+        "type": "subscribe", "product_ids": ["BTC-USD"],
+        "channels": ["level2", "matches", "heartbeat"],
+        "signature": "s", "key": "k", "passphrase": "p", "timestamp": "1",
+    }  # fmt: skip
+    frames = 0
+    with path.open("w") as f:
+        for frame in session.handle(json.dumps(subscribe)):
+            f.write(json.dumps({"ts": START_US / 1e6, "msg": frame.text}) + "\n")
+            frames += 1
+        t, end = START_US, START_US + int(seconds * 1e6)
+        while t < end:
+            t += 50_000
+            for frame in session.on_events(market.advance(t)):
+                f.write(json.dumps({"ts": t / 1e6, "msg": frame.text}) + "\n")
+                frames += 1
+    return frames
+
+
+def child_throughput(recording: Path) -> None:
+    """Replay `recording` through the full pipeline; print one JSON line of timings."""
+    from quotewatch.ingest.parser import Feed
+    from quotewatch.ingest.session import FeedSession
+    from quotewatch.pipeline.pipeline import Pipeline, PipelineConfig
+    from quotewatch.replay import replay
+    from quotewatch.state import StateStore
+    from quotewatch.storage.catalog import CatalogConfig
+    from quotewatch.storage.writer import StorageWriter
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        writer = StorageWriter(
+            CatalogConfig.resolve(data), data, flush_rows=10**8, buffer_rows=10**8,
+            flush_interval=3600.0,
+        )  # fmt: skip
+        writer.flush(30.0)  # let its start-up pass (catalog, tables) finish before timing
+        session = FeedSession(Feed.EXCHANGE, products=("BTC-USD",))
+        pipeline = Pipeline(
+            ("BTC-USD",), StateStore(), writer, PipelineConfig(label_threshold=LABEL_THRESHOLD),
+            books=session.books, replay=True,
+        )  # fmt: skip
+        session.consumers.append(pipeline.process)  # type: ignore[arg-type]
+        cpu, wall = time.process_time(), time.perf_counter()
+        result = asyncio.run(replay(recording, session, speed=0.0))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        pipeline.close()
+        stats = pipeline.stats
+        print(json.dumps({
+            "frames": result.frames, "wall": wall, "cpu": cpu, "predictions": stats.predictions,
+            "trained": sum(sum(p.classifier.state().class_counts)
+                           for p in pipeline.products.values()),
+        }))  # fmt: skip
+        # The writer's daemon thread is left to die with the process: committing is not timed.
+
+
+def run_child(args: list[str], disabled: bool) -> dict[str, float]:
+    env = dict(os.environ, QW_METRICS_DISABLED="1" if disabled else "0")
+    out = subprocess.run(
+        [sys.executable, __file__, *args], env=env, capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark child {args} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def child_latency(url: str, seconds: float, data_dir: str) -> None:
+    """Run the runner against `url` for `seconds`; print exact latency percentiles."""
+    from quotewatch.config import Settings
+    from quotewatch.ingest.auth import ExchangeCredentials
+    from quotewatch.ingest.client import FeedClient
+    from quotewatch.ingest.parser import Feed
+    from quotewatch.pipeline.pipeline import PipelineConfig
+    from quotewatch.pipeline.runner import Runner, RunOptions
+
+    settings = Settings(data_dir=Path(data_dir), port=0)
+    runner = Runner(
+        settings, Feed.EXCHANGE, RunOptions(dashboard=False, duration=seconds),
+        config=PipelineConfig(label_threshold=LABEL_THRESHOLD),
+    )  # fmt: skip
+    latencies: list[float] = []
+
+    def after_pipeline(event: object) -> None:
+        received_us = getattr(event, "received_us", None)
+        if received_us is not None and type(event).__name__ in ("BookUpdate", "Trade"):
+            latencies.append(time.time() - received_us / 1e6)
+
+    runner.session.consumers.append(after_pipeline)
+    # Credentials (any, the local exchange checks none) get the unbatched level2 channel.
+    credentials = ExchangeCredentials("key", "c2VjcmV0", "pass")
+    client = FeedClient(runner.session, url=url, credentials=credentials)
+    summary = runner.run(client.run)
+    result = asyncio.run(summary)
+    latencies.sort()
+    n = len(latencies)
+    print(json.dumps({
+        "messages": n,
+        "p50_ms": latencies[n // 2] * 1e3 if n else None,
+        "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1e3 if n else None,
+        "max_ms": latencies[-1] * 1e3 if n else None,
+        "hist_p99_ms": result["pipeline"]["latency_p99_ms"],
+        "rate": n / seconds,
+        "completeness": result.get("storage", {}).get("completeness"),
+    }))  # fmt: skip
+
+
+def latency_run(seconds: float, rate: float) -> dict[str, float]:
+    sim = subprocess.Popen(
+        [str(Path(sys.executable).parent / "quotewatch"), "simulate", "--products", "BTC-USD",
+         "--rate", str(rate), "--duration", str(seconds + 30)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert sim.stdout is not None
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            match = re.search(r"(ws://\S+/exchange)", sim.stdout.readline())
+            url = match.group(1) if match else None
+        if url is None:
+            raise RuntimeError("quotewatch simulate did not print its URL")
+        with tempfile.TemporaryDirectory() as tmp:
+            return run_child(["--child-latency", url, str(seconds), tmp], disabled=False)
+    finally:
+        sim.terminate()
+        sim.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=600.0,
+                        help="simulated seconds in the recording")  # fmt: skip
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--child-throughput", type=Path)
+    parser.add_argument("--child-latency", nargs=3)
+    args = parser.parse_args()
+    if args.child_throughput:
+        child_throughput(args.child_throughput)
+        return
+    if args.child_latency:
+        url, seconds, data_dir = args.child_latency
+        child_latency(url, float(seconds), data_dir)
+        return
+
+    with tempfile.TemporaryDirectory() as tmp:
+        recording = Path(tmp) / "sim.jsonl"
+        frames = write_recording(recording, args.seconds, rate=3.0)
+        print(f"recording: {frames} frames ({args.seconds:g} simulated s at 3x rate)")
+        on: list[dict[str, float]] = []
+        off: list[dict[str, float]] = []
+        for _ in range(args.rounds):
+            off.append(run_child(["--child-throughput", str(recording)], disabled=True))
+            on.append(run_child(["--child-throughput", str(recording)], disabled=False))
+
+    def rate(runs: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r["frames"] / r[key] for r in runs)
+
+    print()
+    print(f"{'replay at speed 0, full pipeline':42} {'wall msg/s':>12} {'cpu msg/s':>12}")
+    print(f"{'metrics on':42} {rate(on, 'wall'):12,.0f} {rate(on, 'cpu'):12,.0f}")
+    print(f"{'metrics off (QW_METRICS_DISABLED=1)':42} {rate(off, 'wall'):12,.0f} "
+          f"{rate(off, 'cpu'):12,.0f}")  # fmt: skip
+    for key in ("wall", "cpu"):
+        cost = 1 - rate(on, key) / rate(off, key)
+        print(f"instrumentation cost ({key}, median of {args.rounds} alternating): {cost:.1%}")
+    print(f"predictions made per run: {on[-1]['predictions']:.0f}; "
+          f"samples trained: {on[-1]['trained']:.0f}")  # fmt: skip
+
+    print()
+    lat = latency_run(args.latency_seconds, rate=10.0)
+    print(f"{'latency frame -> state, simulator at 10x':42} {'value':>12}")
+    for key in ("messages", "rate", "p50_ms", "p99_ms", "max_ms", "hist_p99_ms"):
+        value = lat[key]
+        print(f"{key:42} {'n/a' if value is None else f'{value:12,.3f}':>12}")
+    print(f"storage completeness: {lat['completeness']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""`quotewatch run`: the pipeline against the live Coinbase feed (production URLs by default).
+
+Also holds what `run` and `demo` share: their common options and how a run is executed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from quotewatch.config import ConfigError, Settings
+from quotewatch.ingest.auth import ExchangeCredentials
+from quotewatch.ingest.client import FeedClient
+from quotewatch.ingest.parser import Feed
+from quotewatch.pipeline.pipeline import PipelineConfig
+from quotewatch.pipeline.runner import Runner, RunOptions
+
+log = logging.getLogger(__name__)
+
+LIVE_LABEL_THRESHOLD = 0.0001  # 0.01%
+
+
+def _duration(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text!r}")
+    return value
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """The options `run` and `demo` share. Flags left out fall back to the environment, then
+    the defaults (see quotewatch.config)."""
+    add = parser.add_argument
+    add("--products", default=None, help="comma-separated products (QW_PRODUCTS; BTC-USD)")
+    add("--duration", type=_duration, default=None, metavar="SECONDS",
+        help="stop after this many seconds (default: run until Ctrl-C)")  # fmt: skip
+    add("--no-storage", action="store_true", help="do not write to Iceberg")
+    add("--no-dashboard", action="store_true", help="serve only /metrics, no dashboard")
+    add("--data-dir", default=None, help="local state: catalog, warehouse, spill (QW_DATA_DIR)")
+    add("--catalog-uri", default=None, help="Iceberg SQL catalog URI (QW_CATALOG_URI)")
+    add("--warehouse", default=None, help="Iceberg warehouse location (QW_WAREHOUSE)")
+    add("--host", default=None, help="dashboard / metrics bind address (QW_HOST; 127.0.0.1)")
+    add("--port", default=None, help="dashboard / metrics port, 0 = any free (QW_PORT; 8050)")
+    add("--push-url", default=None,
+        help="Prometheus remote-write URL, e.g. Grafana Cloud (GRAFANA_PUSH_URL; off)")  # fmt: skip
+    add("--push-interval", default=None, metavar="SECONDS",
+        help="seconds between pushes (QW_PUSH_INTERVAL; 15)")  # fmt: skip
+    add("--label-threshold", default=None, metavar="FRACTION",
+        help="price move that labels a sample 1, as a fraction (QW_LABEL_THRESHOLD)")  # fmt: skip
+    add("--summary-json", type=Path, default=None, metavar="PATH",
+        help="write the run summary to PATH as JSON")  # fmt: skip
+
+
+def execute(
+    args: argparse.Namespace,
+    settings: Settings,
+    feed: Feed,
+    make_feed: Callable[[Runner], Callable[[], Awaitable[object]]],
+    *,
+    label_threshold: float,
+    source: str,
+) -> int:
+    """Run the pipeline with `make_feed(runner)` as its feed; print and write the summary."""
+    config = PipelineConfig(label_threshold=settings.label_threshold or label_threshold)
+    options = RunOptions(
+        storage=not args.no_storage, dashboard=not args.no_dashboard, duration=args.duration
+    )
+    runner = Runner(settings, feed, options, config=config, source=source)
+    runner.start_services()
+    kind = "dashboard" if options.dashboard else "metrics"
+    print(f"quotewatch {kind}: {runner.url}/", flush=True)
+    print(f"prometheus metrics: {runner.url}/metrics", flush=True)
+    if runner.pusher.enabled:
+        print(f"remote write: every {settings.push_interval:g}s", flush=True)
+    if runner.writer is not None:
+        print(f"storage: {runner.writer.config.warehouse}", flush=True)
+    summary = asyncio.run(runner.run(make_feed(runner)))
+    write_summary(summary, args.summary_json)
+    return 0
+
+
+def write_summary(summary: dict[str, Any], path: Path | None) -> None:
+    """Print the summary as JSON, and write it to `path` if given."""
+    text = json.dumps(summary, indent=2)
+    print(text, flush=True)
+    if path is not None:
+        path.write_text(text + "\n", encoding="utf-8")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `run` sub-command."""
+    parser = subparsers.add_parser(
+        "run",
+        help="run the pipeline on the live Coinbase feed",
+        description="Connect to Coinbase (Exchange or Advanced Trade), run the pipeline "
+        "(features, online model, labels), write Iceberg tables, serve the dashboard and "
+        "/metrics, and push metrics if a push URL is set. Exchange credentials "
+        "(COINBASE_API_KEY, COINBASE_API_SECRET, COINBASE_API_PASSPHRASE) enable the unbatched "
+        "level2 channel. Stops on Ctrl-C, SIGTERM or --duration.",
+    )
+    parser.add_argument("--feed", default=None, choices=("exchange", "advanced"),
+                        help="which Coinbase feed (QW_FEED; exchange)")  # fmt: skip
+    parser.add_argument("--url", default=None,
+                        help="websocket URL (default: the feed's production URL)")  # fmt: skip
+    add_common_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run against the live feed."""
+    try:
+        settings = Settings.resolve(args)
+        feed = Feed(settings.feed)
+        credentials = ExchangeCredentials.from_env() if feed is Feed.EXCHANGE else None
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+
+    def make_feed(runner: Runner) -> Callable[[], Awaitable[object]]:
+        client = FeedClient(runner.session, url=args.url, credentials=credentials)
+        return client.run
+
+    return execute(
+        args, settings, feed, make_feed, label_threshold=LIVE_LABEL_THRESHOLD, source=str(feed)
+    )

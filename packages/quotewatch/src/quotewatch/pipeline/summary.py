@@ -1,0 +1,89 @@
+"""The pipeline's part of the run summary (`--summary-json`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from quotewatch.metrics import MESSAGE_LATENCY
+from quotewatch.pipeline.pipeline import Pipeline
+
+
+class _Counts(Protocol):
+    written: int
+
+
+def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """The q-quantile from cumulative (upper bound, count) buckets, interpolated linearly
+    within the bucket as Prometheus's histogram_quantile does; None without observations."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower  # beyond the last finite bound: report that bound
+            inside = count - below
+            return lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)
+        lower, below = bound, count
+    return lower
+
+
+def latency_buckets() -> list[tuple[float, float]]:
+    """Cumulative buckets of `pipeline_message_latency_seconds` (empty when metrics are off)."""
+    out = []
+    for family in MESSAGE_LATENCY.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                out.append((float(sample.labels["le"]), sample.value))
+    return sorted(out)
+
+
+def pipeline_summary(
+    pipeline: Pipeline, storage: Mapping[str, _Counts] | None = None
+) -> dict[str, Any]:
+    """`pipeline`, `model` and (with storage) `storage` sections of the run summary.
+
+    Latency percentiles come from the latency histogram, so they are interpolated within its
+    buckets (None when instrumentation is off).
+    """
+    stats = pipeline.stats
+    buckets = latency_buckets()
+    p50, p99 = histogram_quantile(buckets, 0.5), histogram_quantile(buckets, 0.99)
+    models = {name: prod.classifier.state() for name, prod in sorted(pipeline.products.items())}
+    accuracies = [m.accuracy_recent for m in models.values() if m.accuracy_recent is not None]
+    summary: dict[str, Any] = {
+        "pipeline": {
+            "samples": stats.samples,
+            "labels": stats.labels,
+            "predictions": stats.predictions,
+            "evictions": stats.evictions,
+            "latency_p50_ms": None if p50 is None else round(p50 * 1e3, 4),
+            "latency_p99_ms": None if p99 is None else round(p99 * 1e3, 4),
+            "rows_expected": dict(stats.rows),
+        },
+        "model": {
+            "ready": bool(models) and all(m.ready for m in models.values()),
+            "accuracy_recent": round(sum(accuracies) / len(accuracies), 4) if accuracies else None,
+            "products": {
+                name: {
+                    "ready": m.ready,
+                    "accuracy_recent": m.accuracy_recent,
+                    "class_counts": list(m.class_counts),
+                }
+                for name, m in models.items()
+            },
+        },
+    }
+    if storage is not None:
+        written = {table: c.written for table, c in storage.items()}
+        summary["storage"] = {
+            "rows_written": written,
+            "completeness": {
+                table: round(written.get(table, 0) / n, 6) if n else None
+                for table, n in stats.rows.items()
+            },
+        }
+    return summary
