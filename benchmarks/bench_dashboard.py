@@ -1,6 +1,7 @@
 """Dashboard speed: callback cost, and whether serving it makes the feed's event loop lag.
 
-Run: uv run --locked python benchmarks/bench_dashboard.py [--seconds 8]
+Run: uv run --locked python benchmarks/bench_dashboard.py [--seconds 8] [--lag-only]
+     [--switch-interval 0.001]
 
 1. Callback time with 50 candles and 1,000 trades: the live page's render function, the full
    `/_dash-update-component` request through Flask (JSON included), and, side by side, the same
@@ -10,7 +11,8 @@ Run: uv run --locked python benchmarks/bench_dashboard.py [--seconds 8]
    a 1 ms sleep wakes up, while the dashboard runs under waitress in threads and an httpx
    client polls the live callback at 4 Hz. Idle (no polling) is the peer. Bound: p99 <= 5 ms.
 
-The machine may be shared; the numbers are indicative.
+The machine may be shared; the numbers are indicative: compare each row with its peer row
+(p99 / plotly-go, p99 / idle) rather than with the absolute bounds when the idle lag is high.
 """
 
 from __future__ import annotations

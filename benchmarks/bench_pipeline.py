@@ -169,12 +169,41 @@ def latency_run(seconds: float, rate: float) -> dict[str, float]:
         sim.wait(10)
 
 
+def layer_costs() -> None:
+    """Cost of one call through each kind of decorator the per-message path crosses."""
+    import timeit
+
+    from quotewatch.metrics import MESSAGE_LATENCY, MESSAGES_INVALID, MESSAGES_RECEIVED
+    from qw_metrics import counted, recorded, timed
+
+    def bare(x: int) -> int:
+        return x
+
+    layers = {
+        "bare function call": bare,
+        "timed(stage=...)  (x5 per book update)": timed(stage="bench")(bare),
+        "recorded(latency histogram)  (x1)": recorded(MESSAGE_LATENCY, value=lambda r: 1e-4)(bare),
+        "counted(labels_from_result)  (x1, ingest)": counted(
+            MESSAGES_RECEIVED, labels_from_result=lambda r: {"type": "l2update"}
+        )(bare),
+        "counted, result skipped  (x1, ingest)": counted(
+            MESSAGES_INVALID, labels_from_result=lambda r: None
+        )(bare),
+    }
+    n = 200_000
+    print(f"{'one call through':42} {'ns':>12}")
+    for name, fn in layers.items():
+        ns = min(timeit.repeat(lambda fn=fn: fn(1), number=n, repeat=3)) / n * 1e9
+        print(f"{name:42} {ns:12,.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=600.0,
                         help="simulated seconds in the recording")  # fmt: skip
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--latency-only", action="store_true")
     parser.add_argument("--child-throughput", type=Path)
     parser.add_argument("--child-latency", nargs=3)
     args = parser.parse_args()
@@ -186,6 +215,9 @@ def main() -> None:
         child_latency(url, float(seconds), data_dir)
         return
 
+    if args.latency_only:
+        latency_report(args.latency_seconds)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         recording = Path(tmp) / "sim.jsonl"
         frames = write_recording(recording, args.seconds, rate=3.0)
@@ -209,9 +241,15 @@ def main() -> None:
         print(f"instrumentation cost ({key}, median of {args.rounds} alternating): {cost:.1%}")
     print(f"predictions made per run: {on[-1]['predictions']:.0f}; "
           f"samples trained: {on[-1]['trained']:.0f}")  # fmt: skip
+    print()
+    layer_costs()
 
     print()
-    lat = latency_run(args.latency_seconds, rate=10.0)
+    latency_report(args.latency_seconds)
+
+
+def latency_report(seconds: float) -> None:
+    lat = latency_run(seconds, rate=10.0)
     print(f"{'latency frame -> state, simulator at 10x':42} {'value':>12}")
     for key in ("messages", "rate", "p50_ms", "p99_ms", "max_ms", "hist_p99_ms"):
         value = lat[key]

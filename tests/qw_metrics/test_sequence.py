@@ -33,7 +33,7 @@ def test_contiguous_stream_has_no_gaps(start: int, n: int) -> None:
 @given(starts, lengths, st.data())
 def test_removed_ids_count_as_runs_and_missed(start: int, n: int, data: st.DataObject) -> None:
     interior = list(range(start + 1, start + n - 1))
-    removed = set(data.draw(st.lists(st.sampled_from(interior), unique=True))) if interior else set()
+    removed = set(data.draw(st.lists(st.sampled_from(interior), unique=True)) if interior else [])
     tracker: SequenceTracker[str] = SequenceTracker()
     for i in range(start, start + n):
         if i not in removed:

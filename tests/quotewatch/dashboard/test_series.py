@@ -78,6 +78,8 @@ def test_quantile_interpolates_linearly_inside_a_bucket() -> None:
     buckets = [(1.0, 10.0), (2.0, 20.0), (INF, 20.0)]
     assert histogram_quantile(0.75, buckets) == pytest.approx(1.5)
     assert histogram_quantile(0.25, buckets) == pytest.approx(0.5)
+    # q = 0 is the lower edge of the first bucket holding an observation.
+    assert histogram_quantile(0.0, [(1.0, 0.0), (2.0, 1.0), (INF, 1.0)]) == 1.0
     # Above the last finite bound: Prometheus answers with that bound.
     assert histogram_quantile(0.99, [(1.0, 1.0), (INF, 100.0)]) == 1.0
 

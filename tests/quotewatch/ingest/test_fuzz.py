@@ -36,6 +36,11 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
+def nasty() -> st.SearchStrategy[Any]:
+    """A bad value; a fresh copy, since mutations may later change it in place."""
+    return st.sampled_from(NASTY).map(copy.deepcopy)
+
+
 @st.composite
 def mutated(draw: st.DrawFn, feed: Feed) -> str:
     """A real-shaped message of ``feed`` with a few random mutations, as frame text."""
@@ -46,22 +51,20 @@ def mutated(draw: st.DrawFn, feed: Feed) -> str:
         action = draw(st.sampled_from(["replace", "delete", "insert"]))
         if not path:
             if action == "replace":
-                msg = draw(st.sampled_from(NASTY))
+                msg = draw(nasty())
             continue
         parent: Any = msg
         for key in path[:-1]:
             parent = parent[key]
         last = path[-1]
         if action == "replace":
-            parent[last] = draw(st.sampled_from(NASTY))
+            parent[last] = draw(nasty())
         elif action == "delete":
             del parent[last]
         elif isinstance(parent, dict):
-            parent[draw(st.sampled_from(["type", "channel", "x", "events"]))] = draw(
-                st.sampled_from(NASTY)
-            )
+            parent[draw(st.sampled_from(["type", "channel", "x", "events"]))] = draw(nasty())
         else:
-            parent.insert(last, draw(st.sampled_from(NASTY)))
+            parent.insert(last, draw(nasty()))
     text = json.dumps(msg)
     if draw(st.integers(0, 9)) == 0:
         text = text[: draw(st.integers(0, len(text)))]

@@ -128,6 +128,10 @@ BAD_EXCHANGE = [
     (json.dumps(_set(M, ("trade_id",), -4)), "bad_id"),
     (json.dumps(_set(M, ("price",), 22356.3)), "bad_price"),
     (json.dumps(_set(M, ("product_id",), None)), "bad_field"),
+    (json.dumps(_set(L2, ("changes", 0, 0), [])), "bad_side"),
+    (json.dumps(_set(M, ("side",), {"x": 1})), "bad_side"),
+    (json.dumps(_set(M, ("trade_id",), "9" * 5000)), "bad_id"),
+    (json.dumps({"type": ["l2update"]}), "unknown_type"),
 ]
 BAD_ADVANCED = [
     (json.dumps({"channel": "mystery", "sequence_num": 7, "events": []}), "unknown_type"),
@@ -136,6 +140,8 @@ BAD_ADVANCED = [
     (json.dumps(_set(A, (*U, "new_quantity"), "0.-10000")), "bad_size"),
     (json.dumps(_set(A, (*U, "event_time"), "0001-01-01T00:00:00Z")), "bad_time"),
     (json.dumps(_set(A, ("sequence_num",), "x")), "bad_id"),
+    (json.dumps(_set(A, ("events", 0, "updates"), _DELETE)), "missing_field"),
+    (json.dumps(_set(A, (*U, "price_level"), _DELETE)), "missing_field"),
 ]
 
 
@@ -170,4 +176,4 @@ def test_every_frame_is_counted_received_by_type() -> None:
 def test_detect_feed_from_shapes() -> None:
     assert detect_feed([1, EXCHANGE["subscriptions"], ADVANCED["l2_update"]]) is Feed.EXCHANGE
     assert detect_feed([{"type": "error"}, ADVANCED["heartbeats"]]) is Feed.ADVANCED
-    assert detect_feed([{"x": 1}]) is None
+    assert detect_feed([{"x": 1}, {"type": []}]) is None

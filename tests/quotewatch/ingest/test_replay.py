@@ -14,8 +14,9 @@ from quotewatch.cli import COMMANDS
 from quotewatch.cli import record as record_cli
 from quotewatch.cli import replay as replay_cli
 from quotewatch.ingest.parser import Feed
+from quotewatch.ingest.session import FeedSession
 from quotewatch.record import Recorder
-from quotewatch.replay import ReplayError, detect_recording_feed
+from quotewatch.replay import ReplayError, detect_recording_feed, replay
 from quotewatch.simulate.faults import Faults
 from quotewatch.simulate.server import LocalExchange
 from support.coinbase_messages import EXCHANGE
@@ -141,3 +142,21 @@ def test_record_command_writes_ts_and_msg_lines(tmp_path: Path) -> None:
     assert all(line.keys() == {"ts", "msg"} for line in lines)
     assert all(isinstance(line["ts"], float) and line["ts"] > 1.6e9 for line in lines)
     assert {line["msg"]["channel"] for line in lines} >= {"l2_data", "subscriptions"}
+
+
+def test_speed_follows_the_recorded_pace(tmp_path: Path) -> None:
+    path = tmp_path / "paced.jsonl"
+    beats = [{"ts": 1700000000.0 + 0.1 * i, "msg": {**EXCHANGE["heartbeat"], "last_trade_id": i}}
+             for i in range(4)]  # fmt: skip
+    path.write_text("".join(json.dumps(b) + "\n" for b in beats))
+
+    async def timed_replay(speed: float) -> float:
+        session = FeedSession(Feed.EXCHANGE, connection_label="*")
+        result = await replay(path, session, speed=speed)
+        assert result.frames == 4
+        return result.duration_s
+
+    # 0.3 s recorded at twice the pace takes at least 0.15 s; as fast as possible, much less.
+    assert asyncio.run(timed_replay(2.0)) >= 0.14
+    with pytest.raises(ReplayError, match="speed must be >= 0"):
+        asyncio.run(timed_replay(-1.0))

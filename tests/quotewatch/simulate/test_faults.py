@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import re
+import socket
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -242,16 +243,21 @@ def test_disconnect_every_closes_each_connection() -> None:
 
 def test_a_slow_consumer_gets_err_slow_consume_and_is_closed() -> None:
     async def scenario() -> tuple[list[str], int | None]:
-        ex = _exchange(Faults(), products=("BTC-USD",), depth=20_000, rate=20.0,
-                       max_pending=20)  # fmt: skip
-        async with ex, connect(ex.exchange_url, max_size=None, max_queue=1) as ws:
-            big = {"type": "subscribe", "product_ids": ["BTC-USD"],
-                   "channels": ["level2_batch", "matches"]}  # fmt: skip
-            for _ in range(4):  # a few megabytes of snapshots fill the socket buffers
-                await send(ws, big)
-            await asyncio.sleep(0.5)  # ... while this client reads nothing
-            texts = await drain(ws, quiet=2.0)
-            return texts, ws.close_code
+        ex = _exchange(Faults(), products=("BTC-USD",), depth=2_000, max_pending=20)
+        async with ex:
+            # A small receive buffer, so that a client that stops reading backs up the server
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", ex.port))
+            async with connect(ex.exchange_url, sock=sock, max_size=None, max_queue=1) as ws:
+                big = {"type": "subscribe", "product_ids": ["BTC-USD"],
+                       "channels": ["level2_batch", "matches"]}  # fmt: skip
+                for _ in range(4):  # a few snapshots fill the socket buffers
+                    await send(ws, big)
+                await asyncio.sleep(0.5)  # ... while this client reads nothing
+                texts = await drain(ws, quiet=2.0)
+                return texts, ws.close_code
 
     texts, code = asyncio.run(scenario())
     assert json.loads(texts[-1]) == {

@@ -30,10 +30,10 @@ def _market(**kw: object) -> Market:
     return Market(PRODUCTS, **options)  # type: ignore[arg-type]
 
 
-@settings(max_examples=15, deadline=None)
-@given(st.lists(st.integers(1, 3 * US), min_size=1, max_size=30))
+@settings(max_examples=8, deadline=None)
+@given(st.lists(st.integers(1, 2 * US), min_size=1, max_size=20))
 def test_events_do_not_depend_on_how_the_clock_is_advanced(steps: list[int]) -> None:
-    end = START + 10 * US
+    end = START + 6 * US
     whole = _market().advance(end)
     chunked, t, market = [], START, _market()
     for step in steps:

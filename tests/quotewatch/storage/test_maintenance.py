@@ -10,7 +10,7 @@ import pytest
 from quotewatch.cli import storage as storage_cli
 from quotewatch.storage import maintenance
 from quotewatch.storage.catalog import CatalogConfig, StorageConfigError, build_catalog, redact
-from quotewatch.storage.commit import commit_batches, new_batch_id
+from quotewatch.storage.commit import commit_batches, committed_batch_ids, new_batch_id
 from quotewatch.storage.spill import spill_files, write_spill
 from quotewatch.storage.tables import ensure_tables
 from support.storage import T0_US, read_table, trade_ids, trades_batch
@@ -116,3 +116,14 @@ def test_batch_ids_sort_by_creation_time() -> None:
     ids = [new_batch_id() for _ in range(3)]
     assert ids == sorted(ids)
     assert len(set(ids)) == 3
+
+
+def test_manifests_are_merged_so_commits_do_not_pile_them_up(tmp_path: Path) -> None:
+    table = ensure_tables(build_catalog(CatalogConfig.resolve(tmp_path)))["raw_trades"]
+    with table.transaction() as tx:
+        tx.set_properties({"commit.manifest.min-count-to-merge": "5"})
+    for start in range(0, 48, 4):
+        commit_batches(table, [trades_batch(range(start, start + 4))])
+    assert len(table.current_snapshot().manifests(table.io)) < 6  # type: ignore[union-attr]
+    assert trade_ids(tmp_path) == list(range(48))
+    assert len(committed_batch_ids(table)) == 12

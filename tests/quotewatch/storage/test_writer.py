@@ -83,7 +83,8 @@ def test_timer_flush_fires_without_new_rows(tmp_path: Path) -> None:
     for i in range(10):
         writer.submit_trade(trade(i))
     wait_for(lambda: writer.counts()["raw_trades"].written == 10, 10, "the timer flush")
-    assert len(read_table(tmp_path, "raw_trades")) == 10
+    assert writer.read("raw_trades").column("trade_id").to_pylist() == list(range(10))
+    assert writer.read("raw_trades", limit=3).num_rows == 3
     writer.close(timeout=10)
 
 

@@ -4,14 +4,17 @@ pipeline, Iceberg storage under the data dir, the dashboard and /metrics."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from quotewatch.cli.run import add_common_options, execute
 from quotewatch.config import ConfigError, Settings
 from quotewatch.ingest.client import FeedClient
 from quotewatch.ingest.parser import Feed
 from quotewatch.pipeline.runner import Runner
+from quotewatch.simulate.faults import Faults
 from quotewatch.simulate.market import UnknownProductError, spec_for
 from quotewatch.simulate.server import LocalExchange
 
@@ -26,6 +29,13 @@ def _rate(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text!r}")
     return value
 
 
@@ -45,6 +55,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--rate", type=_rate, default=1.0,
                         help="simulated market activity, times the normal rate")  # fmt: skip
     parser.add_argument("--seed", type=int, default=1, help="simulated market seed")
+    parser.add_argument("--drop-matches", type=_probability, default=0.0, metavar="P",
+                        help="drop each trade at the source with probability P")  # fmt: skip
+    parser.add_argument("--faults-json", type=Path, default=None, metavar="PATH",
+                        help="on exit, write every injected fault to PATH as JSON")  # fmt: skip
     add_common_options(parser)
     parser.set_defaults(handler=run)
 
@@ -62,10 +76,19 @@ def run(args: argparse.Namespace) -> int:
 
     def make_feed(runner: Runner) -> Callable[[], Awaitable[object]]:
         async def local_feed() -> None:
-            async with LocalExchange(settings.products, seed=args.seed, rate=args.rate) as ex:
-                url = ex.exchange_url if feed is Feed.EXCHANGE else ex.advanced_url
-                print(f"local exchange: {url}", flush=True)
-                await FeedClient(runner.session, url=url).run()
+            faults = Faults(drop_matches=args.drop_matches)
+            exchange = LocalExchange(
+                settings.products, seed=args.seed, rate=args.rate, faults=faults
+            )
+            try:
+                async with exchange as ex:
+                    url = ex.exchange_url if feed is Feed.EXCHANGE else ex.advanced_url
+                    print(f"local exchange: {url}", flush=True)
+                    await FeedClient(runner.session, url=url).run()
+            finally:  # the feed ends by cancellation: write what was injected even then
+                if args.faults_json is not None:
+                    text = json.dumps(exchange.injected.as_dict(), indent=2)
+                    args.faults_json.write_text(text + "\n", encoding="utf-8")
 
         return local_feed
 

@@ -51,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--out", type=Path, required=True, help="the .jsonl file to write")
     parser.add_argument("--duration", type=_positive, default=None, metavar="S",
                         help="stop after S seconds (default: run until Ctrl-C)")  # fmt: skip
+    parser.add_argument("--silence-timeout", type=_positive, default=10.0, metavar="S",
+                        help="reconnect after S seconds without a frame (default 10)")  # fmt: skip
     parser.set_defaults(handler=run)
 
 
@@ -58,7 +60,9 @@ async def _record(args: argparse.Namespace, recorder: Recorder) -> None:
     feed = Feed(args.feed)
     credentials = ExchangeCredentials.from_env() if feed is Feed.EXCHANGE else None
     session = FeedSession(feed, products=args.products, taps=[recorder])
-    client = FeedClient(session, url=args.url, credentials=credentials)
+    client = FeedClient(
+        session, url=args.url, credentials=credentials, silence_timeout=args.silence_timeout
+    )
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(client.run(), args.duration)
 

@@ -144,8 +144,12 @@ def _compact(args: argparse.Namespace) -> int:
 
 def _tables(args: argparse.Namespace) -> int:
     def body(settings: Settings, catalog: Any) -> int:
+        infos = maintenance.describe(catalog)
+        if not infos:
+            print("no quotewatch tables yet: they are created when a writer starts")
+            return 0
         print(f"{'table':<15}{'rows':>12}{'files':>8}{'snapshots':>11}{'bytes':>14}  last commit")
-        for t in maintenance.describe(catalog):
+        for t in infos:
             last = t.last_commit.isoformat(timespec="seconds") if t.last_commit else "-"
             print(f"{t.name:<15}{t.rows:>12}{t.files:>8}{t.snapshots:>11}{t.bytes:>14}  {last}")
         return 0

@@ -104,7 +104,8 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
     if observations <= 0:
         return None
     rank = q * observations
-    index = next(i for i, count in enumerate(counts) if count >= rank)
+    # The first bucket reaching the rank; for q = 0, the first bucket with any observation.
+    index = next(i for i, count in enumerate(counts) if count >= rank and count > 0)
     if index == len(counts) - 1:
         return bounds[-2]
     if index == 0 and bounds[0] <= 0:

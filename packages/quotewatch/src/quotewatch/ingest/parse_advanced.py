@@ -46,38 +46,36 @@ def l2_data(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
     out: list[Event] = []
     for event in _events(msg):
         kind = fields.require(event, "type")
+        if kind not in ("snapshot", "update"):
+            raise BadMessage(InvalidReason.UNKNOWN_TYPE, f"l2_data event type {kind!r}")
+        is_update = kind == "update"
         product = fields.text(event, "product_id")
         updates = fields.items(fields.require(event, "updates"), "updates")
         changes: list[Change] = []
         time_us = None
-        price, size = fields.price, fields.size
+        price, size, parse_time = fields.price, fields.size, fields.time_us
+        time_text = None
         for update in updates:
             if type(update) is not dict:
                 raise BadMessage(InvalidReason.BAD_FIELD, f"update {update!r} is not an object")
-            side_text = fields.require(update, "side")
+            # A missing key raises KeyError, which the parser reports as a missing field.
+            side_text = update["side"]
             side = _BOOK_SIDES.get(side_text) if type(side_text) is str else None
             if side is None:
                 raise BadMessage(InvalidReason.BAD_SIDE, f"update side {side_text!r}")
-            changes.append(
-                (
-                    side,
-                    price(fields.require(update, "price_level")),
-                    size(fields.require(update, "new_quantity")),
-                )
-            )
-            if kind == "update":
-                # Snapshot levels carry no meaningful event time; the envelope stamps them.
-                time_us = fields.time_us(fields.require(update, "event_time"))
-        if kind == "snapshot":
+            changes.append((side, price(update["price_level"]), size(update["new_quantity"])))
+            # Snapshot levels carry no meaningful event time (the envelope stamps the snapshot);
+            # the updates of one frame mostly share theirs, so parse each distinct one once.
+            if is_update and update["event_time"] != time_text:
+                time_text = update["event_time"]
+                time_us = parse_time(time_text)
+        if not is_update:
             bids: tuple[Level, ...] = tuple((p, s) for side, p, s in changes if side == "bid")
             asks: tuple[Level, ...] = tuple((p, s) for side, p, s in changes if side == "ask")
             stamp = fields.time_us(msg["timestamp"]) if "timestamp" in msg else time_us
             out.append(BookSnapshot(product, bids, asks, stamp, received_us))
-        elif kind == "update":
-            if time_us is not None:
-                out.append(BookUpdate(product, tuple(changes), time_us, received_us))
-        else:
-            raise BadMessage(InvalidReason.UNKNOWN_TYPE, f"l2_data event type {kind!r}")
+        elif time_us is not None:
+            out.append(BookUpdate(product, tuple(changes), time_us, received_us))
     return tuple(out)
 
 

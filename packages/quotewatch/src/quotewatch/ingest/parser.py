@@ -80,12 +80,15 @@ def _advanced(msg: dict[str, Any], received_us: int) -> ParseResult:
         return _unforeseen(label, exc, sequence_num)
 
 
-# The readers validate every field they use; this net only exists so that input shaped in a way
-# nobody foresaw is still skipped and counted instead of stopping the feed.
+# The readers validate every field they use; this net catches input shaped in a way nobody
+# foresaw, so it is still skipped and counted instead of stopping the feed. The hot loops index
+# dicts directly, so there a KeyError means a missing field.
 _UNFORESEEN = (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError)
 
 
 def _unforeseen(label: str, exc: Exception, sequence_num: int | None) -> Invalid:
+    if isinstance(exc, KeyError):
+        return Invalid(label, InvalidReason.MISSING_FIELD, f"no {exc}"[:200], sequence_num)
     detail = f"unexpected {type(exc).__name__}: {exc}"[:200]
     return Invalid(label, InvalidReason.BAD_FIELD, detail, sequence_num)
 

@@ -137,7 +137,7 @@ class FeatureExtractor:
         weighted = (wb - wa) / (wb + wa) if wb + wa > 0 else 0.0
 
         n = self._config.depth_levels
-        depth = math.fsum(bid_sizes[:n]) + math.fsum(ask_sizes[:n])
+        depth = sum(bid_sizes[:n]) + sum(ask_sizes[:n])
 
         last = self._last_mid
         if last is not None and last > 0:

@@ -241,7 +241,6 @@ class Pipeline:
             prod = self._product(event.product)
             if prod is None:
                 return None
-            prod.pending = None  # a fresh book: the previous sample's features are from before
             self._on_book(prod, event.time_us or event.received_us, event.received_us)
         else:
             return None
@@ -323,20 +322,21 @@ class Pipeline:
                 named=named, result=result,
             )  # fmt: skip
         prod.candles.add(time_us, mid)
+        # Positional: this runs per message and keyword construction costs more.
         self._publish(
             ProductState(
-                product=prod.product,
-                updated_at=time.time(),
-                time_us=time_us,
-                best_bid=bid,
-                best_ask=ask,
-                mid=mid,
-                spread=ask - bid,
-                features=MappingProxyType(named),
-                probability=probability,
-                model=prod.classifier.state(),
-                candles=prod.candles.candles(),
-                trades=prod.trades.recent(self.config.trades_shown),
+                prod.product,
+                time.time(),
+                time_us,
+                bid,
+                ask,
+                mid,
+                ask - bid,
+                MappingProxyType(named),
+                probability,
+                prod.classifier.state(),
+                prod.candles.candles(),
+                prod.trades.recent(self.config.trades_shown),
             )
         )
 

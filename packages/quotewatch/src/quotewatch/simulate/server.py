@@ -6,6 +6,9 @@ at `/exchange` and the Advanced Trade feed at `/advanced`, both driven by one si
         ex.pause()   # the market stops: no updates, no trades, no heartbeats
         ex.resume()
         ex.injected  # every fault injected, exactly
+
+It lives on the event loop that started it: call `pause()`/`resume()` from that loop (from
+another thread, through `loop.call_soon_threadsafe`).
 """
 
 from __future__ import annotations

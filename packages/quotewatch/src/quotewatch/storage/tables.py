@@ -10,7 +10,7 @@ partitioned by `day(event_time)` and `identity(product)`:
 
 Prices and sizes are `decimal(38, 18)`: 20 integer and 18 fractional digits hold every crypto
 price and size exactly (Coinbase quotes at most 8 decimals; 18 covers wei-level amounts), and a
-value that would not fit is rejected at conversion instead of being rounded.
+value that would not fit is never rounded: its row is dropped, logged and counted as rejected.
 
 Row shapes accepted by `StorageWriter` (times are `int` microseconds since the epoch, UTC;
 prices/sizes are `decimal.Decimal`):
@@ -19,12 +19,12 @@ prices/sizes are `decimal.Decimal`):
   and `asks` the top levels best-first as `(price, size)` pairs, as `OrderBook.top(10)` returns
   them. Stored as `bid_price_0..9`, `bid_size_0..9`, `ask_price_0..9`, `ask_size_0..9`; levels
   the book does not have are null.
-- `raw_trades`: `submit_trade(product, time_us, received_us, trade_id, price, size, taker_side)`;
-  `taker_side` is "buy" or "sell".
+- `raw_trades`: `submit_trade(trade)` with a `quotewatch.events.Trade`; stored as `trade_id`
+  (long), `price`, `size` and `taker_side` ("buy" or "sell").
 - `features`: `submit_features(product, time_us, received_us, features)`, `features` a mapping
   from the names in `FEATURE_COLUMNS` to floats (a missing name is stored as null). `mid` is a
   float like the other model inputs; exact prices are in `raw_orderbook`.
-- `predictions`: `submit_prediction(product, time_us, received_us, horizon_seconds,
+- `predictions`: `submit_prediction(product, time_us, received_us, *, horizon_seconds,
   probability, predicted_class, label, labelled_us)`. A prediction is written ONCE, when its
   label is known, so the row carries both the prediction and the outcome and no table update is
   ever needed; `time_us` is the time of the features it was made from, `labelled_us` the time
@@ -70,9 +70,11 @@ FEATURE_COLUMNS = (
     "volatility",
     "trade_imbalance",
 )
-# Commit retries are done by pyiceberg itself (it rebuilds only the manifests); metadata files
-# of old versions are pruned so a table committing every 10 s does not pile them up.
+# Commit retries are done by pyiceberg itself (it rebuilds only the manifests). A table
+# committing every 10 s would otherwise pile up metadata files (pruned to the last 50) and one
+# manifest per commit that every later commit lists (merged once there are 100).
 TABLE_PROPERTIES = {
+    "commit.manifest-merge.enabled": "true",
     "commit.retry.num-retries": "10",
     "commit.retry.min-wait-ms": "20",
     "commit.retry.max-wait-ms": "2000",

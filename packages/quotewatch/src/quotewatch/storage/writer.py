@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 from qw_metrics import counted, recorded, timed, track_buffer
 
 from quotewatch.metrics import (
@@ -37,7 +38,13 @@ from quotewatch.storage.buffers import BookBuffer, Buffer, Level, RowBuffer, war
 from quotewatch.storage.catalog import CatalogConfig, build_catalog
 from quotewatch.storage.commit import Batch, commit_batches, new_batch_id
 from quotewatch.storage.spill import recover_table, spill_files, write_spill
-from quotewatch.storage.tables import FEATURE_COLUMNS, TABLE_NAMES, TABLES, ensure_tables
+from quotewatch.storage.tables import (
+    FEATURE_COLUMNS,
+    TABLE_NAMES,
+    TABLES,
+    ensure_tables,
+    table_def,
+)
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -257,6 +264,11 @@ class StorageWriter:
             out[name] = TableCounts(buf.added, c.written, c.spilled, c.rejected, c.recovered)
         return out
 
+    def read(self, name: str, limit: int | None = None) -> pa.Table:
+        """Rows committed to table `name` by any writer (blocking I/O: not for the feed loop)."""
+        identifier = table_def(name).identifier
+        return build_catalog(self.config).load_table(identifier).scan(limit=limit).to_arrow()
+
     def flush(self, timeout: float = 60.0) -> bool:
         """Flush every table now; wait up to `timeout` s; True if a full flush cycle ran."""
         if self._closed:
@@ -368,7 +380,10 @@ class StorageWriter:
 
     @counted(SPILLED_ROWS, amount=_rows, labels_from_result=FlushResult.ok)
     def _spill(self, name: str) -> FlushResult:
-        """Move the table's pending batches to spill files; never raises."""
+        """Move the table's pending batches to spill files; never raises.
+
+        A batch that cannot be written (disk full) stays in memory for the next attempt.
+        """
         with self._pending_lock:
             batches = list(self._pending[name])
         spilled = 0
@@ -377,7 +392,7 @@ class StorageWriter:
                 write_spill(self.data_dir, batch)
             except Exception as exc:
                 log.error("cannot spill %d %s rows, keeping them: %s", batch.rows, name, exc)
-                return FlushResult(name, spilled, f"{type(exc).__name__}: {exc}")
+                break
             with self._pending_lock:
                 self._pending[name].remove(batch)
             self._spilled_ids.add(batch.batch_id)

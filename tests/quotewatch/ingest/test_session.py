@@ -1,0 +1,101 @@
+"""FeedSession: crossed books, heartbeat tail checks, trade ids and the gauges, with metrics."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from prometheus_client import REGISTRY
+from quotewatch.events import BookUpdate, Event, Trade
+from quotewatch.ingest.parser import Feed
+from quotewatch.ingest.session import FeedSession, Resync
+from quotewatch.summary import build_summary
+from support.coinbase_messages import ADVANCED, EXCHANGE
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def match(product: str, trade_id: int) -> dict[str, Any]:
+    return {**EXCHANGE["match"], "product_id": product, "trade_id": trade_id}
+
+
+def heartbeat(product: str, last_trade_id: int) -> dict[str, Any]:
+    return {**EXCHANGE["heartbeat"], "product_id": product, "last_trade_id": last_trade_id}
+
+
+def test_a_crossed_book_is_counted_dropped_and_resubscribed() -> None:
+    crossed = sample("orderbook_crossed_total", product="BTC-USD")
+    resyncs = sample("coinbase_resyncs_total", reason="crossed_book")
+    seen: list[Event] = []
+    session = FeedSession(Feed.EXCHANGE, products=["BTC-USD"], consumers=[seen.append])
+    session.handle_frame(EXCHANGE["snapshot"], 1)
+    # A bid above the best ask (22356.30) crosses the book.
+    update = {**EXCHANGE["l2update"], "changes": [["buy", "22357.00", "1"]]}
+    session.handle_frame(update, 2)
+    assert sample("orderbook_crossed_total", product="BTC-USD") == crossed + 1
+    assert sample("coinbase_resyncs_total", reason="crossed_book") == resyncs + 1
+    assert session.pending_resyncs == [Resync("crossed_book", ("BTC-USD",))]
+    assert not session.books["BTC-USD"].ready
+    assert not any(isinstance(e, BookUpdate) for e in seen)
+    # Updates wait for the fresh snapshot; the snapshot replaces the book.
+    session.handle_frame(EXCHANGE["l2update"], 3)
+    assert session.stats.products["BTC-USD"].stale_updates == 1
+    session.handle_frame(EXCHANGE["snapshot"], 4)
+    session.handle_frame(EXCHANGE["l2update"], 5)
+    assert session.books["BTC-USD"].ready
+    assert session.books["BTC-USD"].best_bid() is not None
+    summary = build_summary(session, 1.0)
+    assert summary["products"]["BTC-USD"]["crossed_books"] == 1
+    assert summary["products"]["BTC-USD"]["resyncs"] == 1
+    assert summary["products"]["BTC-USD"]["book_updates"] == 2
+
+
+def test_trade_ids_heartbeats_and_gauges() -> None:
+    product = "SOL-USD"  # a product of its own, so the metric values start at zero
+    session = FeedSession(Feed.EXCHANGE, products=[product])
+    session.handle_frame({**match(product, 10), "type": "last_match"}, 1)
+    for trade_id in (11, 13, 14, 14):  # 12 lost, 14 duplicated
+        session.handle_frame(match(product, trade_id), 2)
+    session.handle_frame(heartbeat(product, 17), 3)  # trades 15-17 may still be in flight
+    assert sample("coinbase_sequence_gaps_total", product=product, source="heartbeat") == 0
+    session.handle_frame(heartbeat(product, 18), 4)  # ...but not any more: 15-17 are lost
+    session.handle_frame(match(product, 18), 5)  # already accounted for by the heartbeat
+    trade_id = {"product": product, "source": "trade_id"}
+    beat = {"product": product, "source": "heartbeat"}
+    assert REGISTRY.get_sample_value("coinbase_sequence_gaps_total", trade_id) == 1
+    assert REGISTRY.get_sample_value("coinbase_messages_missed_total", trade_id) == 1
+    assert REGISTRY.get_sample_value("coinbase_sequence_gaps_total", beat) == 1
+    assert REGISTRY.get_sample_value("coinbase_messages_missed_total", beat) == 3
+    assert sample("coinbase_last_trade_id", product=product) == 18
+    assert sample("coinbase_match_sequence", product=product) == 201390075
+    stats = session.trades.tracker.stats(product)
+    assert (stats.duplicates, stats.gaps) == (1, 1)
+    summary = build_summary(session, 2.0)["products"][product]
+    assert (summary["trade_gaps"], summary["trades_missed"]) == (2, 4)
+    assert (summary["heartbeat_gaps"], summary["heartbeat_missed"]) == (1, 3)
+    assert summary["trades"] == 6
+
+
+def test_advanced_sequence_gap_resubscribes_every_ready_book() -> None:
+    session = FeedSession(Feed.ADVANCED, products=["BTC-USD"])
+    for seq, name in enumerate(["l2_snapshot", "l2_update"]):
+        session.handle_frame({**ADVANCED[name], "sequence_num": seq}, 1)
+    assert session.books["BTC-USD"].ready
+    # Frame 2 is lost; 8 newer frames confirm the gap (they could still be reordered before).
+    for seq in range(3, 12):
+        beat = copy.deepcopy(ADVANCED["heartbeats"])
+        session.handle_frame({**beat, "sequence_num": seq}, 2)
+    assert session.pending_resyncs == [Resync("sequence_gap", ("BTC-USD",))]
+    assert not session.books["BTC-USD"].ready
+    assert build_summary(session, 1.0)["sequence"] == {"gaps": 1, "missed": 1}
+
+
+def test_consumers_get_events_with_receive_times() -> None:
+    got: list[Event] = []
+    session = FeedSession(Feed.EXCHANGE, products=["BTC-USD"], consumers=[got.append])
+    session.handle_frame(EXCHANGE["snapshot"], 111)
+    session.handle_frame(EXCHANGE["match"], 222)
+    assert [e.received_us for e in got] == [111, 222]
+    assert isinstance(got[1], Trade)
