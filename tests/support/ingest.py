@@ -36,7 +36,6 @@ async def run_client(
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    session.finish()
     return session, client
 
 

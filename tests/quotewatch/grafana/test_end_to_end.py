@@ -35,8 +35,8 @@ pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(300)]
 DURATION_S = 60
 PUSH_INTERVAL_S = 2
 SEED = 1
-# With this seed: 7 or 8 isolated drops among the ~500 trades of 60 s, the first ~20 s in
-# (well after the client subscribed: earlier drops would be invisible).
+# With this seed: 7 isolated drops among the ~500 trades of 60 s, the first ~20 s in (well
+# after the client subscribed: earlier drops would be invisible).
 DROP_MATCHES = 0.01
 ENVIRONMENT = "e2e"
 PRODUCT = "BTC-USD"  # the demo's default product
@@ -123,7 +123,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     with running_prometheus() as prom, httpx.Client(base_url=prom.url, timeout=30) as client:
         command = [
             sys.executable, "-c", "import sys; from quotewatch.cli import main; sys.exit(main())",
-            "demo", "--duration", str(DURATION_S), "--seed", str(SEED),
+            "demo", "--feed", "exchange", "--duration", str(DURATION_S), "--seed", str(SEED),
             "--drop-matches", str(DROP_MATCHES), "--faults-json", str(faults_path),
             "--push-url", prom.remote_write_url, "--push-interval", str(PUSH_INTERVAL_S),
             "--port", "0", "--data-dir", str(tmp / "data"), "--summary-json", str(summary_path),

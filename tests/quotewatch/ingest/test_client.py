@@ -83,19 +83,22 @@ def test_advanced_injected_frame_drops_give_exact_sequence_gaps() -> None:
     label = ",".join(PRODUCTS)
     before = sample("coinbase_messages_missed_total", product=label, source="sequence_num")
 
-    async def scenario() -> tuple[FeedSession, list[int]]:
+    async def scenario() -> tuple[FeedSession, list[int], int]:
         faults = Faults(drop_frames=0.05, duplicates=0.03, malformed=0.03)
         async with LocalExchange(PRODUCTS, seed=11, speed=4.0, faults=faults) as ex:
             session, client = await run_client(ex, Feed.ADVANCED, PRODUCTS, 1.5)
             assert client.connections == 1
-            return session, ex.injected.connections[0].dropped_sequence_nums
+            record = ex.injected.connections[0]
+            return session, record.dropped_sequence_nums, record.duplicates
 
-    session, dropped = asyncio.run(scenario())
+    session, dropped, duplicates = asyncio.run(scenario())
     last = session.sequence.tracker.last(label)
     assert last is not None
     expected = [s for s in dropped if s <= last]
     stats = session.sequence.tracker.stats(label)
     assert (stats.gaps, stats.missed) == (runs(expected), len(expected))
+    # frames arrive in the order numbered: nothing missing turns up later
+    assert (stats.late, stats.duplicates) == (0, duplicates)
     assert len(expected) >= 3
     assert sample("coinbase_messages_missed_total", product=label, source="sequence_num") == (
         before + len(expected)

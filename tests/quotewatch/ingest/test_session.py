@@ -78,17 +78,37 @@ def test_trade_ids_heartbeats_and_gauges() -> None:
     assert summary["trades"] == 6
 
 
-def test_advanced_sequence_gap_resubscribes_every_ready_book() -> None:
+def _advanced(name: str, seq: int) -> dict[str, Any]:
+    return {**copy.deepcopy(ADVANCED[name]), "sequence_num": seq}
+
+
+def test_advanced_sequence_gap_resubscribes_every_ready_book_at_once() -> None:
+    seq_labels = {"product": "BTC-USD", "source": "sequence_num"}
+    gaps = sample("coinbase_sequence_gaps_total", **seq_labels)
+    missed = sample("coinbase_messages_missed_total", **seq_labels)
+    resyncs = sample("coinbase_resyncs_total", reason="sequence_gap")
     session = FeedSession(Feed.ADVANCED, products=["BTC-USD"])
-    for seq, name in enumerate(["l2_snapshot", "l2_update"]):
-        session.handle_frame({**ADVANCED[name], "sequence_num": seq}, 1)
+    # the snapshot before the subscriptions ack, numbered in that order, as the server sends it
+    for seq, name in enumerate(["l2_snapshot", "subscriptions", "l2_update"]):
+        session.handle_frame(_advanced(name, seq), 1)
     assert session.books["BTC-USD"].ready
-    # Frame 2 is lost; 8 newer frames confirm the gap (they could still be reordered before).
-    for seq in range(3, 12):
-        beat = copy.deepcopy(ADVANCED["heartbeats"])
-        session.handle_frame({**beat, "sequence_num": seq}, 2)
+    assert session.pending_resyncs == []
+    # Frame 3 is lost: the very next frame reveals the gap, and the book resyncs now.
+    session.handle_frame(_advanced("heartbeats", 4), 2)
     assert session.pending_resyncs == [Resync("sequence_gap", ("BTC-USD",))]
     assert not session.books["BTC-USD"].ready
+    assert sample("coinbase_sequence_gaps_total", **seq_labels) == gaps + 1
+    assert sample("coinbase_messages_missed_total", **seq_labels) == missed + 1
+    assert sample("coinbase_resyncs_total", reason="sequence_gap") == resyncs + 1
+    # An old number is late (it was missing) or a duplicate: neither is another gap.
+    session.handle_frame(_advanced("heartbeats", 3), 3)
+    session.handle_frame(_advanced("heartbeats", 4), 3)
+    session.handle_frame(_advanced("heartbeats", 5), 3)
+    stats = session.sequence.tracker.stats("BTC-USD")
+    assert (stats.gaps, stats.missed, stats.late, stats.duplicates) == (1, 1, 1, 1)
+    assert len(session.pending_resyncs) == 1
+    assert sample("coinbase_sequence_gaps_total", **seq_labels) == gaps + 1
+    assert sample("coinbase_resyncs_total", reason="sequence_gap") == resyncs + 1
     assert build_summary(session, 1.0)["sequence"] == {"gaps": 1, "missed": 1}
 
 

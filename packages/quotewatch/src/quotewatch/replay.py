@@ -122,5 +122,4 @@ async def replay(
     finally:
         if bar is not None:
             bar.close()
-    session.finish()
     return ReplayResult(frames, time.monotonic() - started)

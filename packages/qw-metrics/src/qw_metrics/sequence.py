@@ -4,27 +4,20 @@
 
 - ``NEXT``: the id expected (last + 1);
 - ``GAP``: an id beyond the expected one; the ids skipped form one *gap* (a run of missing ids)
-  and each of them counts as *missed*;
+  and each of them counts as *missed*. The gap is counted at once: the streams it is made for
+  are ordered (one TCP stream), so an id skipped is an id lost, not one still on its way;
 - ``DUPLICATE``: an id already seen;
-- ``REORDERED``: an id that was missing but arrives within ``reorder_window`` ids of the newest
-  id, before its gap was confirmed: it is neither a gap nor missed;
-- ``LATE``: an id that arrives after its gap was confirmed. It does NOT reduce ``missed``:
-  counters only go up, and the totals must match the Prometheus counters they feed. It is
-  counted as ``late`` instead, so ``missed - late`` is what was never seen at all.
-
-A gap is *confirmed* (counted) once its last missing id is more than ``reorder_window`` ids
-behind the newest id, or on `flush` / `reset`. With the default window of 0, a gap is counted
-the moment the id after it arrives, which suits ordered transports (one TCP stream). If late
-ids fill part of a pending run, the remaining pieces count as separate gaps.
+- ``LATE``: a missing id that arrives after all. It does NOT reduce ``missed``: counters only go
+  up, and the totals must match the Prometheus counters they feed. It is counted as ``late``
+  instead, so ``missed - late`` is what was never seen at all.
 
 The tracker increments the optional ``gaps`` and ``missed`` counters itself (with the labels
 ``labels(key)`` returns), so instrumented code needs no metric calls of its own, and calls the
-optional ``on_gap(key, gap)`` for every confirmed gap (e.g. to resynchronise).
+optional ``on_gap(key, gap)`` for every gap (e.g. to resynchronise).
 """
 
 from __future__ import annotations
 
-import bisect
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, fields
@@ -46,7 +39,6 @@ class SequenceKind(StrEnum):
     NEXT = "next"
     GAP = "gap"
     DUPLICATE = "duplicate"
-    REORDERED = "reordered"
     LATE = "late"
 
 
@@ -74,13 +66,12 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class SequenceStats:
-    """Counts for one key (or all keys): confirmed gaps and missed ids, and the rest."""
+    """Counts for one key (or all keys): gaps and missed ids, and the rest."""
 
     observed: int = 0
     gaps: int = 0
     missed: int = 0
     duplicates: int = 0
-    reordered: int = 0
     late: int = 0
     skipped_gaps: int = 0
     skipped: int = 0
@@ -94,7 +85,6 @@ class SequenceStats:
 _FIRST = Observation(SequenceKind.FIRST)
 _NEXT = Observation(SequenceKind.NEXT)
 _DUPLICATE = Observation(SequenceKind.DUPLICATE)
-_REORDERED = Observation(SequenceKind.REORDERED)
 _LATE = Observation(SequenceKind.LATE)
 
 
@@ -102,27 +92,24 @@ class _Stream:
     """Position and counts of one key."""
 
     __slots__ = (
-        "confirmed",
         "duplicates",
         "gaps",
         "high",
         "late",
         "missed",
+        "missing",
         "observed",
-        "pending",
-        "reordered",
         "skipped",
         "skipped_gaps",
     )
 
     def __init__(self, history: int) -> None:
         self.high: int | None = None
-        # Missing runs not yet confirmed, as [start, end] lists sorted by start.
-        self.pending: list[list[int]] = []
-        # Recently confirmed runs, oldest first, to tell a late id from a duplicate.
-        self.confirmed: deque[list[int]] = deque(maxlen=history)
+        # Recent missing runs as [start, end] lists, oldest first, to tell a late id from a
+        # duplicate.
+        self.missing: deque[list[int]] = deque(maxlen=history)
         self.observed = self.gaps = self.missed = self.duplicates = 0
-        self.reordered = self.late = self.skipped = self.skipped_gaps = 0
+        self.late = self.skipped = self.skipped_gaps = 0
 
     def stats(self) -> SequenceStats:
         return SequenceStats(
@@ -130,14 +117,13 @@ class _Stream:
             self.gaps,
             self.missed,
             self.duplicates,
-            self.reordered,
             self.late,
             self.skipped_gaps,
             self.skipped,
         )
 
 
-def _take(runs: list[list[int]] | deque[list[int]], seq: int) -> bool:
+def _take(runs: deque[list[int]], seq: int) -> bool:
     """Remove ``seq`` from the run holding it (splitting the run); False if no run holds it."""
     for i, run in enumerate(runs):
         start, end = run
@@ -150,7 +136,11 @@ def _take(runs: list[list[int]] | deque[list[int]], seq: int) -> bool:
                 run[1] = seq - 1
             else:
                 run[1] = seq - 1
-                runs.insert(i + 1, [seq + 1, end])
+                at = i + 1
+                if len(runs) == runs.maxlen:
+                    runs.popleft()  # a full deque refuses insert: the oldest run goes first
+                    at -= 1
+                runs.insert(at, [seq + 1, end])
             return True
     return False
 
@@ -158,12 +148,10 @@ def _take(runs: list[list[int]] | deque[list[int]], seq: int) -> bool:
 class SequenceTracker(Generic[K]):
     """Tracks per-key id streams that should go up by one; counts gaps, missed ids and the rest.
 
-    ``gaps`` / ``missed``: optional counters incremented when a gap is confirmed, with the
-    labels returned by ``labels(key)`` (required when the counters have label names).
-    ``reorder_window``: how far behind the newest id a missing id may still arrive and count
-    as reordered instead of missed. ``history``: how many confirmed runs per key are kept to
-    recognise late ids (older late ids count as duplicates). ``on_gap(key, gap)`` is called
-    for every confirmed gap.
+    ``gaps`` / ``missed``: optional counters incremented for every gap, with the labels
+    returned by ``labels(key)`` (required when the counters have label names).
+    ``history``: how many missing runs per key are kept to recognise late ids (older late ids
+    count as duplicates). ``on_gap(key, gap)`` is called for every gap, as it is found.
     """
 
     def __init__(
@@ -173,24 +161,20 @@ class SequenceTracker(Generic[K]):
         missed: Counter | None = None,
         labels: Callable[[K], Mapping[str, str]] | None = None,
         on_gap: Callable[[K, Gap], None] | None = None,
-        reorder_window: int = 0,
         history: int = 1024,
     ) -> None:
-        if reorder_window < 0:
-            raise ValueError(f"reorder_window must be >= 0, got {reorder_window}")
         if history < 1:
             raise ValueError(f"history must be >= 1, got {history}")
         self._gaps_counter = gaps
         self._missed_counter = missed
         self._labels = labels
         self._on_gap = on_gap
-        self._window = reorder_window
         self._history = history
         self._streams: dict[K, _Stream] = {}
         self._children: dict[K, tuple[Counter | None, Counter | None]] = {}
 
     def __repr__(self) -> str:
-        return f"SequenceTracker(keys={len(self._streams)}, reorder_window={self._window})"
+        return f"SequenceTracker(keys={len(self._streams)}, history={self._history})"
 
     def observe(self, key: K, seq: int) -> Observation:
         """Record id ``seq`` for ``key`` and say how it relates to the stream."""
@@ -204,19 +188,13 @@ class SequenceTracker(Generic[K]):
             return _FIRST
         if seq == high + 1:
             stream.high = seq
-            if stream.pending:
-                self._confirm(key, stream, seq - self._window)
             return _NEXT
         if seq > high:
             stream.high = seq
             gap = Gap(high + 1, seq - 1)
-            stream.pending.append([gap.start, gap.end])
-            self._confirm(key, stream, seq - self._window)
+            self._gap(key, stream, gap)
             return Observation(SequenceKind.GAP, high + 1, gap)
-        if stream.pending and _take(stream.pending, seq):
-            stream.reordered += 1
-            return _REORDERED
-        if stream.confirmed and _take(stream.confirmed, seq):
+        if stream.missing and _take(stream.missing, seq):
             stream.late += 1
             return _LATE
         stream.duplicates += 1
@@ -243,28 +221,19 @@ class SequenceTracker(Generic[K]):
             return None
         gap = Gap(stream.high + 1, seq)
         stream.high = seq
-        stream.confirmed.append([gap.start, gap.end])
+        stream.missing.append([gap.start, gap.end])
         stream.skipped_gaps += 1
         stream.skipped += gap.missed
         return gap
 
-    def flush(self, key: K | None = None) -> None:
-        """Confirm every pending gap of ``key`` (or of all keys), e.g. at the end of a stream."""
-        keys = list(self._streams) if key is None else [key]
-        for k in keys:
-            stream = self._streams.get(k)
-            if stream is not None and stream.pending:
-                self._confirm(k, stream, None)
-
     def reset(self, key: K) -> None:
-        """Forget ``key``'s position (e.g. on reconnect); pending gaps are confirmed first."""
-        self.flush(key)
+        """Forget ``key``'s position (e.g. on reconnect); its counts are kept."""
         stream = self._streams.get(key)
         if stream is None:
             self._streams[key] = _Stream(self._history)
             return
         stream.high = None
-        stream.confirmed.clear()
+        stream.missing.clear()
 
     def last(self, key: K) -> int | None:
         """The newest id seen for ``key``, or None."""
@@ -287,24 +256,14 @@ class SequenceTracker(Generic[K]):
         """Every key seen so far."""
         return iter(list(self._streams))
 
-    def _confirm(self, key: K, stream: _Stream, before: int | None) -> None:
-        """Confirm pending runs that end before ``before`` (all runs when it is None)."""
-        pending = stream.pending
-        if before is None:
-            ready, stream.pending = pending, []
-        else:
-            cut = bisect.bisect_left([run[1] for run in pending], before)
-            if cut == 0:
-                return
-            ready, stream.pending = pending[:cut], pending[cut:]
-        for run in ready:
-            missed = run[1] - run[0] + 1
-            stream.gaps += 1
-            stream.missed += missed
-            stream.confirmed.append(run)
-            self._count(key, missed)
-            if self._on_gap is not None:
-                self._on_gap(key, Gap(run[0], run[1]))
+    def _gap(self, key: K, stream: _Stream, gap: Gap) -> None:
+        """Count ``gap`` and remember its ids, so they count as late if they still come."""
+        stream.gaps += 1
+        stream.missed += gap.missed
+        stream.missing.append([gap.start, gap.end])
+        self._count(key, gap.missed)
+        if self._on_gap is not None:
+            self._on_gap(key, gap)
 
     def _count(self, key: K, missed: int) -> None:
         children = self._children.get(key)

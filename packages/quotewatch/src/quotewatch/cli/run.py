@@ -13,12 +13,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from qw_metrics import RemoteWriteConfigError
+
 from quotewatch.config import ConfigError, Settings
 from quotewatch.ingest.auth import ExchangeCredentials
 from quotewatch.ingest.client import FeedClient
 from quotewatch.ingest.parser import Feed
 from quotewatch.pipeline.pipeline import PipelineConfig
 from quotewatch.pipeline.runner import Runner, RunOptions
+from quotewatch.storage.catalog import StorageConfigError
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +73,17 @@ def execute(
     options = RunOptions(
         storage=not args.no_storage, dashboard=not args.no_dashboard, duration=args.duration
     )
-    runner = Runner(settings, feed, options, config=config, source=source)
-    runner.start_services()
+    try:
+        runner = Runner(settings, feed, options, config=config, source=source)
+    except (StorageConfigError, RemoteWriteConfigError) as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        runner.start_services()
+    except OSError as exc:  # e.g. the port is taken
+        log.error("cannot serve on %s:%s: %s (pick another --port)", settings.host,
+                  settings.port, exc)  # fmt: skip
+        return 2
     kind = "dashboard" if options.dashboard else "metrics"
     print(f"quotewatch {kind}: {runner.url}/", flush=True)
     print(f"prometheus metrics: {runner.url}/metrics", flush=True)

@@ -12,10 +12,11 @@
 - Advanced Trade: ``sequence_num`` goes up by 1 on every frame of a connection, across channels.
   One tracker key per connection; the ``product`` label is the connection's products joined by
   ``,`` (``*`` when replaying a recording, whose connections are not known). It is reset when a
-  connection starts (live) or when the counter restarts at 0 (replay). Frames may arrive a
-  few places out of order (a subscription ack overtaking the snapshots numbered before it), so
-  a jump is only a gap once ``SEQUENCE_REORDER_WINDOW`` newer frames came without the missing
-  ones; then ``on_gap`` fires (the session resubscribes level2).
+  connection starts (live) or when the counter restarts at 0 (replay). The server numbers
+  frames in the order it sends them and one connection delivers them in order (a level2
+  snapshot that comes before its subscriptions ack is also numbered before it), so a jump is a
+  gap at once and ``on_gap`` fires (the session resubscribes level2). An old number is a
+  duplicate, or late if it was missing.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from qw_metrics import Gap, Observation, SequenceTracker, counted, recorded
 
 from quotewatch.events import Heartbeat, Trade
 from quotewatch.metrics import LAST_TRADE_ID, MATCH_SEQUENCE, MESSAGES_MISSED, SEQUENCE_GAPS
-
-SEQUENCE_REORDER_WINDOW = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +100,6 @@ class SequenceNumGaps:
             missed=MESSAGES_MISSED,
             labels=lambda key: {"product": key, "source": "sequence_num"},
             on_gap=None if on_gap is None else lambda _key, gap: on_gap(gap),
-            reorder_window=SEQUENCE_REORDER_WINDOW,
         )
 
     def frame(self, sequence_num: int) -> Observation:

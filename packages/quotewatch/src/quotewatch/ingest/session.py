@@ -5,8 +5,8 @@ replay (`quotewatch.replay`), so both paths behave identically. Per frame:
 
 1. taps (e.g. the recorder) see the raw frame, its receive time and the parse result;
 2. `parse_frame` turns it into typed events or an `Invalid` (counted, logged, skipped);
-3. Advanced Trade ``sequence_num`` is checked; a confirmed gap makes every book stale and
-   asks for a level2 resubscription;
+3. Advanced Trade ``sequence_num`` is checked; a gap (a jump: frames arrive in order) makes
+   every book stale and asks for a level2 resubscription at once;
 4. each event is applied: snapshots replace a book, updates change it (skipped while the book
    is stale); a book left crossed is counted, emptied (stale) and asks for a resubscription,
    and its event is not passed on; trades and heartbeats go through the gap trackers;
@@ -138,11 +138,6 @@ class FeedSession:
         self.pending_resyncs.clear()
         self.trades.reconnected()
         self.sequence.reconnected()
-
-    def finish(self) -> None:
-        """End of stream: confirm pending gaps."""
-        self.trades.tracker.flush()
-        self.sequence.tracker.flush()
 
     def _product(self, product: str) -> ProductStats:
         stats = self.stats.products.get(product)

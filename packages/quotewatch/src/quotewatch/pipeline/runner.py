@@ -152,7 +152,6 @@ class Runner:
         self.session.consumers.append(cast(Consumer, self.pipeline.process))
         self.pusher = MetricsPusher.from_env(job="quotewatch", environ=_push_environ(settings))
         self.server: Any = None  # DashboardServer or MetricsServer once started
-        self._stop: asyncio.Event | None = None
         self._started = 0.0
 
     @property
@@ -169,20 +168,15 @@ class Runner:
             self.server = MetricsServer(host, port)
         self.pusher.start()
 
-    def request_stop(self) -> None:
-        """Ask a running `run` to shut down (what SIGINT/SIGTERM do); safe from the loop only."""
-        if self._stop is not None:
-            self._stop.set()
-
     async def run(self, feed: Callable[[], Awaitable[object]]) -> dict[str, Any]:
         """Run `feed()` (a coroutine driving `self.session`) until a signal, the duration, or
         its end; then shut down in order and return the run summary."""
         loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+        stop = asyncio.Event()
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._stop.set)
+                loop.add_signal_handler(sig, stop.set)
                 installed.append(sig)
         if self.server is None:
             self.start_services()
@@ -192,7 +186,7 @@ class Runner:
         self._started = time.monotonic()
         feed_task = asyncio.create_task(_run_feed(feed), name="qw-feed")
         lag_task = asyncio.create_task(probe_loop_lag(), name="qw-loop-lag")
-        stop_task = asyncio.create_task(self._stop.wait(), name="qw-stop")
+        stop_task = asyncio.create_task(stop.wait(), name="qw-stop")
         failure: BaseException | None = None
         try:
             done, _ = await asyncio.wait(
@@ -219,7 +213,6 @@ class Runner:
         """Drain the pipeline, flush storage, push metrics a last time, stop serving; return
         the run summary. The feed must already be stopped."""
         duration = time.monotonic() - self._started
-        self.session.finish()
         self.pipeline.close()
         counts = None
         if self.writer is not None:

@@ -23,7 +23,9 @@ from quotewatch.simulate.timefmt import go_time, iso_ns, iso_us
 
 WIRE_CHANNELS = {"level2": "l2_data", "market_trades": "market_trades", "heartbeats": "heartbeats"}
 NOT_SIMULATED = ("ticker", "ticker_batch", "candles", "status", "user", "futures_balance_summary")
-SNAPSHOT_FIRST = 0.5  # how often a level2 snapshot overtakes the subscriptions ack
+# How often a level2 snapshot comes before the subscriptions ack; either way `sequence_num`
+# follows the order frames are sent in, as on the real feed.
+SNAPSHOT_FIRST = 0.5
 TRADES_EVERY_US = 250_000
 ZERO_TIME = "0001-01-01T00:00:00.000000Z"
 SIDES = {"buy": "bid", "sell": "offer"}
