@@ -13,6 +13,8 @@ top levels, submitted as `OrderBook.top(10)` would return them (lists of Decimal
    rows/s, measuring how late the probe wakes while flushes run in the writer thread, against
    the same loop with no writer activity.
 4. Files per table per hour implied by the flush policy.
+5. `features` submit path, per row: the tuple fast path (`submit_feature_values`) against the
+   mapping path (`submit_features` with the dict the pipeline used to build per update).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pathlib import Path
 import pyarrow as pa
 from quotewatch.storage.buffers import BookBuffer
 from quotewatch.storage.catalog import CatalogConfig
-from quotewatch.storage.tables import BOOK_DEPTH, TABLES
+from quotewatch.storage.tables import BOOK_DEPTH, FEATURE_COLUMNS, TABLES
 from quotewatch.storage.writer import DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_ROWS, StorageWriter
 
 Level = tuple[Decimal, Decimal]
@@ -263,6 +265,46 @@ def files_per_hour() -> list[str]:
     return lines
 
 
+def bench_submit_features(rows: int) -> list[str]:
+    """Per-row cost of the two `features` submit paths, side by side, best of 7 runs."""
+    features = (12.5, 0.25, -0.125, 3.0, 0.5, -2.0)
+    named = dict(zip(FEATURE_COLUMNS[1:], features, strict=True))
+    mid = 97000.005
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        writer = StorageWriter(
+            CatalogConfig.resolve(data_dir),
+            data_dir,
+            flush_rows=rows,
+            buffer_rows=rows,
+            flush_interval=3600.0,
+        )
+        submit, fast = writer.submit_features, writer.submit_feature_values
+
+        def mapping(i: int) -> None:
+            submit("BTC-USD", i, i, {"mid": mid, **named})
+
+        def values(i: int) -> None:
+            fast("BTC-USD", i, i, (mid, *features))
+
+        best = {mapping: float("inf"), values: float("inf")}
+        for _ in range(7):
+            for path, fastest in best.items():
+                start = time.perf_counter()
+                for i in range(rows):
+                    path(i)
+                best[path] = min(fastest, time.perf_counter() - start)
+                writer._features.drain()
+        writer.close(timeout=10)
+    slow, quick = best[mapping] / rows * 1e9, best[values] / rows * 1e9
+    return [
+        f"| features submit ({rows:,} rows, best of 7) | ns/row | ratio |",
+        "|---|---:|---:|",
+        f"| submit_feature_values((mid, *features)) (ours) | {quick:,.0f} | 1.00 |",
+        f"| submit_features({{'mid': mid, **named}}) (peer) | {slow:,.0f} | {slow / quick:.2f} |",
+    ]
+
+
 def main() -> None:
     """Run every benchmark and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -275,6 +317,7 @@ def main() -> None:
         bench_sustained(states, args.rows),
         bench_lag(states, args.lag_seconds),
         files_per_hour(),
+        bench_submit_features(5_000),
     ):
         print("\n".join(section))
         print()

@@ -1,8 +1,9 @@
 """Helpers for the storage tests: row makers, table reads, outages and a writer subprocess.
 
 Run as a script (`python tests/support/storage.py ...`) it is a writer process: it submits
-`raw_trades` rows with consecutive trade ids, prints progress lines, and on SIGINT closes the
-writer (final flush) and prints its counts as JSON.
+`raw_trades` rows with consecutive trade ids (or, with `--table raw_orderbook`, book rows with
+`event_time = T0_US + i`), prints progress lines, and on SIGINT closes the writer (final flush)
+and prints its counts as JSON.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from quotewatch.events import Trade
-from quotewatch.storage.buffers import RowBuffer
+from quotewatch.storage.buffers import Level, RowBuffer
 from quotewatch.storage.catalog import CatalogConfig, build_catalog
 from quotewatch.storage.commit import Batch, new_batch_id
 from quotewatch.storage.tables import TABLES
@@ -40,6 +41,14 @@ def trade(i: int, product: str = "BTC-USD") -> Trade:
         time_us=T0_US + i * 1000,
         received_us=T0_US + i * 1000 + 250,
     )
+
+
+def book_row(i: int) -> tuple[list[Level], list[Level]]:
+    """Top-10 bids and asks for book row `i`: 1,000 distinct states, like a live book's churn."""
+    k = i % 1000
+    bids = [(Decimal(97000 - level), Decimal(k + level + 1) / 10**8) for level in range(10)]
+    asks = [(Decimal(97001 + level), Decimal(k * 3 + level + 1) / 10**8) for level in range(10)]
+    return bids, asks
 
 
 def trades_batch(ids: range) -> Batch:
@@ -103,6 +112,8 @@ def _child(argv: list[str]) -> int:
     parser.add_argument("--flush-interval", type=float, default=10.0)
     parser.add_argument("--buffer-rows", type=int, default=100_000)
     parser.add_argument("--then", choices=("close", "wait"), default="close")
+    parser.add_argument("--table", choices=("raw_trades", "raw_orderbook"), default="raw_trades")
+    parser.add_argument("--close-timeout", type=float, default=20.0)
     args = parser.parse_args(argv)
     writer = StorageWriter(
         CatalogConfig.resolve(args.data_dir),
@@ -118,8 +129,13 @@ def _child(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, on_sigint)
     writer.flush()  # the writer thread is up and the tables are open
     try:
+        states = [book_row(i) for i in range(1000)] if args.table == "raw_orderbook" else []
         for i in range(args.start, args.start + args.rows):
-            writer.submit_trade(trade(i))
+            if states:
+                bids, asks = states[i % 1000]
+                writer.submit_orderbook("BTC-USD", T0_US + i, T0_US + i, bids, asks)
+            else:
+                writer.submit_trade(trade(i))
             if (i - args.start + 1) % args.burst == 0:
                 print(f"submitted {i - args.start + 1}", flush=True)
                 time.sleep(args.pause)
@@ -128,7 +144,7 @@ def _child(argv: list[str]) -> int:
             time.sleep(0.05)
     except KeyboardInterrupt:
         pass
-    counts = writer.close(timeout=20.0)
+    counts = writer.close(timeout=args.close_timeout)
     print(json.dumps({name: asdict(c) for name, c in counts.items()}), flush=True)
     return 0
 

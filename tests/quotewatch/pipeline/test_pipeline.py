@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -34,10 +34,10 @@ class RecordingSink:
     def submit_trade(self, trade: Trade) -> None:
         self.rows["raw_trades"].append({"trade_id": trade.trade_id, "side": trade.taker_side})
 
-    def submit_features(
-        self, product: str, time_us: int, received_us: int, features: Mapping[str, float]
+    def submit_feature_values(
+        self, product: str, time_us: int, received_us: int, values: tuple[float | None, ...]
     ) -> None:
-        self.rows["features"].append(dict(features))
+        self.rows["features"].append(dict(zip(("mid", *FEATURE_NAMES), values, strict=True)))
 
     def submit_prediction(
         self, product: str, time_us: int, received_us: int, *, horizon_seconds: float,

@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pytest
 from quotewatch.storage.catalog import CatalogConfig, build_catalog
 from quotewatch.storage.spill import recover, spill_files
 from quotewatch.storage.tables import ensure_tables
-from support.storage import SCRIPT, trade_ids, wait_for, warehouse_outage
+from quotewatch.storage.writer import StorageWriter
+from support.storage import SCRIPT, T0_US, trade_ids, wait_for, warehouse_outage
 
 
 def _start(data_dir: Path, *args: str) -> subprocess.Popen[str]:
@@ -83,3 +86,25 @@ def test_two_processes_appending_through_one_sqlite_catalog_lose_nothing(tmp_pat
     assert trade_ids(tmp_path) == list(range(480))
     table = build_catalog(CatalogConfig.resolve(tmp_path)).load_table("quotewatch.raw_trades")
     assert len(table.snapshots()) >= 4  # both processes committed several times
+
+
+@pytest.mark.parametrize("rows", [70_000, 150_000])
+def test_close_timing_out_mid_flush_loses_and_duplicates_nothing(tmp_path: Path, rows: int) -> None:
+    # One big flush at close (no flush before it) converts and commits for longer than the
+    # 1 s timeout allows, so close() takes over from the still-running flusher and spills.
+    proc = _start(
+        tmp_path,
+        *("--table", "raw_orderbook", "--rows", str(rows), "--burst", str(rows), "--pause", "0"),
+        *("--flush-rows", "400000", "--buffer-rows", "400000", "--flush-interval", "60"),
+        *("--close-timeout", "1.0"),
+    )
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    counts = json.loads(out.strip().splitlines()[-1])["raw_orderbook"]
+    assert counts["written"] + counts["spilled"] == counts["submitted"] == rows
+
+    restarted = StorageWriter(CatalogConfig.resolve(tmp_path), tmp_path, flush_interval=60.0)
+    wait_for(lambda: not spill_files(tmp_path, "raw_orderbook"), 60, "start-up recovery")
+    restarted.close(timeout=30)
+    times = restarted.read("raw_orderbook").column("event_time").cast(pa.int64()).to_pylist()
+    assert sorted(times) == list(range(T0_US, T0_US + rows))

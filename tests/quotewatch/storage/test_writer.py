@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from quotewatch.config import ConfigError, Settings
 from quotewatch.storage.buffers import BookBuffer, RowBuffer
 from quotewatch.storage.catalog import CatalogConfig, build_catalog
 from quotewatch.storage.reconcile import summary, table_row_counts
-from quotewatch.storage.tables import TABLES
+from quotewatch.storage.tables import FEATURE_COLUMNS, TABLES
 from quotewatch.storage.writer import StorageWriter, WriterClosedError
 from support.storage import T0_US, read_table, trade, wait_for
 
@@ -38,6 +40,7 @@ def test_rows_read_back_exactly_with_exact_decimals(tmp_path: Path) -> None:
     for t in trades:
         writer.submit_trade(t)
     writer.submit_features("BTC-USD", T0_US, T0_US + 1, {"mid": 97000.015, "imbalance": -0.25})
+    writer.submit_feature_values("ETH-USD", T0_US, T0_US + 2, (3000.5, 1.5, *[None] * 4, -2.0))
     writer.submit_prediction(
         "BTC-USD",
         T0_US,
@@ -53,7 +56,7 @@ def test_rows_read_back_exactly_with_exact_decimals(tmp_path: Path) -> None:
     assert {name: c.written for name, c in counts.items()} == {
         "raw_orderbook": 1,
         "raw_trades": 5,
-        "features": 1,
+        "features": 2,
         "predictions": 1,
     }
     [book] = read_table(tmp_path, "raw_orderbook")
@@ -68,10 +71,11 @@ def test_rows_read_back_exactly_with_exact_decimals(tmp_path: Path) -> None:
     assert [(r["trade_id"], r["price"], r["size"], r["taker_side"]) for r in rows] == [
         (t.trade_id, t.price, t.size, t.taker_side) for t in trades
     ]
-    [features] = read_table(tmp_path, "features")
+    features, fast = sorted(read_table(tmp_path, "features"), key=lambda r: str(r["product"]))
     assert features["mid"] == 97000.015
     assert features["imbalance"] == -0.25
     assert features["volatility"] is None
+    assert [fast[name] for name in FEATURE_COLUMNS] == [3000.5, 1.5, *[None] * 4, -2.0]
     [prediction] = read_table(tmp_path, "predictions")
     assert prediction["label"] == 0
     assert prediction["labelled_at"] == _ts(T0_US + 10_000_000)
@@ -110,6 +114,8 @@ def test_bad_rows_raise_at_submit_with_the_expected_shape(tmp_path: Path) -> Non
     writer = _writer(tmp_path, flush_interval=60.0)
     with pytest.raises(ValueError, match="unknown feature names \\['spread'\\]"):
         writer.submit_features("BTC-USD", T0_US, T0_US, {"spread": 1.0})
+    with pytest.raises(ValueError, match="expected 7 feature values in the order mid, spread"):
+        writer.submit_feature_values("BTC-USD", T0_US, T0_US, (1.0, 2.0))
     with pytest.raises(ValueError, match="must be \\(price, size\\) pairs"):
         writer.submit_orderbook("BTC-USD", T0_US, T0_US, [(Decimal(1),)], [])  # type: ignore[list-item]
     writer.submit_orderbook("BTC-USD", T0_US, T0_US, [], [])
@@ -181,3 +187,25 @@ def test_repeated_book_levels_convert_to_the_same_columns_as_direct_conversion()
         assert table.column(name).combine_chunks().equals(direct)
     assert table.column("bid_size_0").to_pylist()[-1] == Decimal(30) / 16
     assert table.column("ask_price_5").null_count == 40
+
+
+def test_submits_racing_close_are_either_written_or_refused(tmp_path: Path) -> None:
+    writer = _writer(tmp_path, flush_rows=500, buffer_rows=10_000, flush_interval=60.0)
+    accepted: list[int] = []
+
+    def feed() -> None:
+        for i in itertools.count():
+            try:
+                writer.submit_trade(trade(i))
+            except WriterClosedError:
+                return
+            accepted.append(i)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    wait_for(lambda: len(accepted) >= 2_000, 10, "the feeder's first rows")
+    counts = writer.close(timeout=30)
+    feeder.join(10)
+    assert not feeder.is_alive()
+    assert counts["raw_trades"].written == counts["raw_trades"].submitted == len(accepted)
+    assert sorted(writer.read("raw_trades").column("trade_id").to_pylist()) == accepted

@@ -4,6 +4,7 @@ from qw_metrics._children import LabelError
 from qw_metrics._names import InvalidNameError
 from qw_metrics.budget import DEFAULT_MAX_SERIES, SeriesBudget, series_budget, set_series_budget
 from qw_metrics.buffers import track_buffer
+from qw_metrics.counter import Counter, CounterChild
 from qw_metrics.counting import counted, recorded
 from qw_metrics.histogram import Histogram, HistogramChild
 from qw_metrics.remote_write import (
@@ -25,6 +26,8 @@ __all__ = [
     "DEFAULT_MAX_SERIES",
     "BasicAuth",
     "BearerAuth",
+    "Counter",
+    "CounterChild",
     "Gap",
     "Histogram",
     "HistogramChild",

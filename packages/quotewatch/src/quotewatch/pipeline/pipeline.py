@@ -79,10 +79,10 @@ class RowSink(Protocol):
     def submit_trade(self, trade: Trade) -> None:
         """Queue one raw_trades row."""
 
-    def submit_features(
-        self, product: str, time_us: int, received_us: int, features: Mapping[str, float]
+    def submit_feature_values(
+        self, product: str, time_us: int, received_us: int, values: tuple[float | None, ...]
     ) -> None:
-        """Queue one features row."""
+        """Queue one features row: mid, then the features in `FEATURE_NAMES` order."""
 
     def submit_prediction(
         self,
@@ -319,7 +319,7 @@ class Pipeline:
         if self.sink is not None:
             self._write(
                 prod, time_us=time_us, received_us=received_us, bids=bids, asks=asks, mid=mid,
-                named=named, result=result,
+                features=features, result=result,
             )  # fmt: skip
         prod.candles.add(time_us, mid)
         # Positional: this runs per message and keyword construction costs more.
@@ -388,14 +388,14 @@ class Pipeline:
         bids: list[Level],
         asks: list[Level],
         mid: float,
-        named: Mapping[str, float],
+        features: tuple[float, ...],
         result: LabelResult,
     ) -> None:
         sink = self.sink
         assert sink is not None
         product = prod.product
         sink.submit_orderbook(product, time_us, received_us, bids[:BOOK_LEVELS], asks[:BOOK_LEVELS])
-        sink.submit_features(product, time_us, received_us, {"mid": mid, **named})
+        sink.submit_feature_values(product, time_us, received_us, (mid, *features))
         rows = self.stats.rows
         rows["raw_orderbook"] += 1
         rows["features"] += 1

@@ -30,7 +30,9 @@ CANCEL_RATE = 12.0
 MARKET_RATE = 1.2
 HIDDEN_RATE = 60.0
 TOTAL_RATE = LIMIT_RATE + CANCEL_RATE + MARKET_RATE + HIDDEN_RATE
-VOLATILITY = 0.3e-4  # of the price, per square-root second
+# Of the price, per square-root second. About BTC-USD's: the mid moves more than 0.01% (the
+# labeler's default threshold) in roughly one 500 ms window in ten, as on the real feed.
+VOLATILITY = 1.0e-4
 ORDER_NOTIONAL = 2_000.0  # mean order value in quote currency
 
 
@@ -237,6 +239,8 @@ class ProductMarket:
         self._mid = spec.price * scale * (1 + rng.uniform(-0.01, 0.01))
         self._sigma = self._mid * VOLATILITY
         self._offset_mean = max(3.0, 2 * self._sigma)
+        self._gap = max(1.0, self._offset_mean / 40)  # mean ticks between levels deep in the book
+        self._refill_mean = depth * (1 + self._gap) / 10  # a tenth of the initial book's width
         self._qty_mean = max(1.0, ORDER_NOTIONAL / spec.price * 10**spec.size_decimals)
         self.bids = _Side(is_bid=True)
         self.asks = _Side(is_bid=False)
@@ -252,7 +256,7 @@ class ProductMarket:
 
     def _build_book(self) -> None:
         rng = self._rng
-        gap = max(1.0, self._offset_mean / 40)
+        gap = self._gap
         for side, sign in ((self.bids, -1), (self.asks, 1)):
             price = round(self._mid) + sign * (1 + int(rng.expovariate(1 / gap)))
             for _ in range(self._depth):
@@ -299,21 +303,40 @@ class ProductMarket:
 
     def _limit(self, t: int) -> list[BookChange | Match]:
         rng = self._rng
-        buy = rng.random() < 0.5
-        offset = int(rng.expovariate(1 / self._offset_mean))
-        price = max(1, math.floor(self._mid) - offset if buy else math.ceil(self._mid) + offset)
+        # The shorter side gets more of the flow, which keeps the book two-sided while the mid
+        # runs through one side of it.
+        buy = rng.random() * (len(self.bids) + len(self.asks) + 2) < len(self.asks) + 1
+        thin_bids, thin_asks = self._thin(self.bids), self._thin(self.asks)
+        if thin_bids != thin_asks:
+            buy = thin_bids  # makers step in where the quote has run away from the mid
+        side = self.bids if buy else self.asks
+        sign = -1 if buy else 1
+        if not (thin_bids or thin_asks) and len(side) < self._depth and rng.random() < 0.5:
+            # Behind the best: cancels and sweeps take levels away and these put them back,
+            # close enough behind the top that a large sweep does not fall through a hole.
+            price = side.nth_best(0) + sign * (1 + int(rng.expovariate(1 / self._refill_mean)))
+        else:
+            near = math.floor(self._mid) if buy else math.ceil(self._mid)
+            price = near + sign * int(rng.expovariate(1 / self._offset_mean))
+        price = max(1, price)
         qty = self._qty()
         self.sequence += 1  # received
         out, changes, left = self._sweep(t, "buy" if buy else "sell", qty, price)
         if left:
             self.sequence += 1  # open
-            side = self.bids if buy else self.asks
             changes.append(("buy" if buy else "sell", price, side.add(price, left)))
         else:
             self.sequence += 1  # done
         if changes:
             out.append(BookChange(self.spec.product, t, tuple(changes)))
         return out
+
+    def _thin(self, side: _Side) -> bool:
+        """Whether `side` has nothing within two mean order offsets of the mid."""
+        if not side:
+            return True
+        distance = self._mid - side.nth_best(0) if side.is_bid else side.nth_best(0) - self._mid
+        return distance > 2 * self._offset_mean
 
     def _cancel(self, t: int) -> list[BookChange | Match]:
         rng = self._rng
@@ -322,7 +345,11 @@ class ProductMarket:
         if not side:
             return []
         self.sequence += 1  # done
-        if rng.random() < min(0.9, 0.5 * len(side) / self._depth):
+        best = side.nth_best(0)
+        if best > self._mid if buy else best < self._mid:
+            # Makers pull quotes the mid has moved through rather than wait to be picked off.
+            price, qty = best, side.levels[best]
+        elif rng.random() < min(0.9, 0.5 * len(side) / self._depth):
             # Far levels go too, which holds the book near its configured depth.
             price = side.nth_best(rng.randrange(len(side)))
             qty = side.levels[price]

@@ -4,6 +4,8 @@
 Arrow conversion happens on the writer's thread after `drain`. The order book buffer keeps all
 40 level values of a row in one flat list (one `extend` per side instead of 40 appends, and no
 per-row container objects for the garbage collector to walk); column `k` is then `flat[k::40]`.
+`seal` (under the same lock) makes every later `add` raise, so a row submitted while the writer
+closes is either in the final drain or refused, never silently left behind.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ log = logging.getLogger(__name__)
 Level = tuple[Decimal, Decimal]
 _PAD: tuple[Any, ...] = ((None, None),) * BOOK_DEPTH
 _BOOK_VALUES = 4 * BOOK_DEPTH  # price and size per level per side
+_CLOSED = "the storage writer is closed: rows submitted after close() would be lost"
+
+
+class WriterClosedError(RuntimeError):
+    """A row was submitted after `close()`."""
 
 
 class Buffer(Protocol):
@@ -39,6 +46,9 @@ class Buffer(Protocol):
     def drain(self) -> Any:
         """Take every buffered row, leaving the buffer empty."""
 
+    def seal(self) -> None:
+        """Refuse every later `add` with `WriterClosedError`."""
+
     def to_arrow(self, drained: Any) -> tuple[pa.Table, int]:
         """Convert drained rows; return the table and how many bad rows were dropped."""
 
@@ -51,6 +61,7 @@ class RowBuffer:
         self._width = len(tdef.columns)
         self._rows: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
+        self._sealed = False
         self.added = 0
 
     def __len__(self) -> int:
@@ -64,6 +75,8 @@ class RowBuffer:
                 f"({', '.join(self.tdef.columns)}), got {len(row)}"
             )
         with self._lock:
+            if self._sealed:
+                raise WriterClosedError(_CLOSED)
             self._rows.append(row)
             self.added += 1
             return len(self._rows)
@@ -73,6 +86,11 @@ class RowBuffer:
         with self._lock:
             rows, self._rows = self._rows, []
         return rows
+
+    def seal(self) -> None:
+        """Refuse every later `add` with `WriterClosedError`."""
+        with self._lock:
+            self._sealed = True
 
     def to_arrow(self, drained: list[tuple[Any, ...]]) -> tuple[pa.Table, int]:
         """Convert drained rows; rows that do not fit the schema are logged and dropped."""
@@ -95,6 +113,7 @@ class BookBuffer:
         self._received: list[int] = []
         self._levels: list[Decimal | None] = []
         self._lock = threading.Lock()
+        self._sealed = False
         self.added = 0
 
     def __len__(self) -> int:
@@ -114,6 +133,8 @@ class BookBuffer:
         if len(asks) != BOOK_DEPTH:
             asks = [*asks[:BOOK_DEPTH], *_PAD[len(asks) :]]
         with self._lock:
+            if self._sealed:
+                raise WriterClosedError(_CLOSED)
             levels = self._levels
             levels.extend(chain.from_iterable(bids))
             levels.extend(chain.from_iterable(asks))
@@ -136,6 +157,11 @@ class BookBuffer:
             drained = (self._products, self._times, self._received, self._levels)
             self._products, self._times, self._received, self._levels = [], [], [], []
         return drained
+
+    def seal(self) -> None:
+        """Refuse every later `add` with `WriterClosedError`."""
+        with self._lock:
+            self._sealed = True
 
     def to_arrow(
         self, drained: tuple[list[str], list[int], list[int], list[Decimal | None]]

@@ -22,8 +22,10 @@ prices/sizes are `decimal.Decimal`):
 - `raw_trades`: `submit_trade(trade)` with a `quotewatch.events.Trade`; stored as `trade_id`
   (long), `price`, `size` and `taker_side` ("buy" or "sell").
 - `features`: `submit_features(product, time_us, received_us, features)`, `features` a mapping
-  from the names in `FEATURE_COLUMNS` to floats (a missing name is stored as null). `mid` is a
-  float like the other model inputs; exact prices are in `raw_orderbook`.
+  from the names in `FEATURE_COLUMNS` to floats (a missing name is stored as null), or, on the
+  per-update path, `submit_feature_values(product, time_us, received_us, values)` with `values`
+  a tuple of floats (or None) in `FEATURE_COLUMNS` order. `mid` is a float like the other model
+  inputs; exact prices are in `raw_orderbook`.
 - `predictions`: `submit_prediction(product, time_us, received_us, *, horizon_seconds,
   probability, predicted_class, label, labelled_us)`. A prediction is written ONCE, when its
   label is known, so the row carries both the prediction and the outcome and no table update is

@@ -11,6 +11,14 @@ its batch in memory and is retried with exponential backoff; once a table holds 
 `<data_dir>/spill/<table>/`. Spill files are committed exactly once by a later successful
 flush, at start-up, or by `quotewatch storage recover` (see `spill.py`). `close(timeout)` does
 a final flush and spills whatever it cannot commit before the deadline, so nothing is lost.
+
+Ownership: rows drained from a buffer, being converted, or pending as batches belong to the
+flusher thread alone, until `close()` runs out of time and takes them over. Every hand-off
+happens under `_lock`: the takeover sets `_abandoned` and moves what the flusher holds to the
+closing thread, and the flusher, which re-checks `_still_owner()` under the same lock before
+it records any outcome, then never touches them again. A commit the abandoned flusher has in
+flight may still land; close() spills that batch too and recovery deletes its file without
+appending it (batch ids make commits exactly once), so rows are neither lost nor duplicated.
 """
 
 from __future__ import annotations
@@ -34,7 +42,14 @@ from quotewatch.metrics import (
     ROWS_WRITTEN,
     SPILLED_ROWS,
 )
-from quotewatch.storage.buffers import BookBuffer, Buffer, Level, RowBuffer, warm_up
+from quotewatch.storage.buffers import (
+    BookBuffer,
+    Buffer,
+    Level,
+    RowBuffer,
+    WriterClosedError,
+    warm_up,
+)
 from quotewatch.storage.catalog import CatalogConfig, build_catalog
 from quotewatch.storage.commit import Batch, commit_batches, new_batch_id
 from quotewatch.storage.spill import recover_table, spill_files, write_spill
@@ -59,14 +74,19 @@ DEFAULT_FLUSH_ROWS = 5_000
 DEFAULT_FLUSH_INTERVAL = 10.0
 DEFAULT_BUFFER_ROWS = 100_000
 RETRY_MIN, RETRY_MAX = 0.5, 30.0
+CLOSE_SPILL_RESERVE = 0.5  # seconds of close()'s timeout kept for spilling what is left
 _FEATURES = frozenset(FEATURE_COLUMNS)
+_N_FEATURES = len(FEATURE_COLUMNS)
 
-
-_CLOSED = "the storage writer is closed: rows submitted after close() would be lost"
-
-
-class WriterClosedError(RuntimeError):
-    """A row was submitted after `close()`."""
+__all__ = [
+    "DEFAULT_BUFFER_ROWS",
+    "DEFAULT_FLUSH_INTERVAL",
+    "DEFAULT_FLUSH_ROWS",
+    "FlushResult",
+    "StorageWriter",
+    "TableCounts",
+    "WriterClosedError",
+]
 
 
 @dataclass(frozen=True)
@@ -139,8 +159,10 @@ class StorageWriter:
             "predictions": self._predictions,
         }
         self._counts = {name: TableCounts() for name in TABLE_NAMES}
+        self._lock = threading.Lock()  # guards every hand-off of rows (see the module doc)
         self._pending: dict[str, list[Batch]] = {name: [] for name in TABLE_NAMES}
-        self._pending_lock = threading.Lock()
+        self._converting: dict[str, Any] = {}  # table -> rows drained, not yet a batch
+        self._abandoned = False  # close() took the flusher's rows over
         self._retry_at = dict.fromkeys(TABLE_NAMES, 0.0)
         self._retry_wait = dict.fromkeys(TABLE_NAMES, RETRY_MIN)
         self._spills_waiting = dict.fromkeys(TABLE_NAMES, True)  # check leftovers at start
@@ -179,15 +201,11 @@ class StorageWriter:
         asks: Sequence[Level],
     ) -> None:
         """Queue one `raw_orderbook` row: the top levels (best first) after an update."""
-        if self._closed:
-            raise WriterClosedError(_CLOSED)
         if self._book.add(product, time_us, received_us, bids, asks) >= self.flush_rows:
             self._wake.set()
 
     def submit_trade(self, trade: Trade) -> None:
         """Queue one `raw_trades` row from a parsed trade event."""
-        if self._closed:
-            raise WriterClosedError(_CLOSED)
         row = (
             trade.product,
             trade.time_us,
@@ -201,20 +219,28 @@ class StorageWriter:
             self._wake.set()
 
     def submit_features(
-        self, product: str, time_us: int, received_us: int, features: Mapping[str, float]
+        self, product: str, time_us: int, received_us: int, features: Mapping[str, float | None]
     ) -> None:
         """Queue one `features` row; `features` maps names in `FEATURE_COLUMNS` to floats."""
-        if self._closed:
-            raise WriterClosedError(_CLOSED)
-        unknown = features.keys() - _FEATURES
-        if unknown:
+        if not _FEATURES.issuperset(features):
             raise ValueError(
-                f"unknown feature names {sorted(unknown)}: the features table has "
-                f"{', '.join(FEATURE_COLUMNS)}"
+                f"unknown feature names {sorted(features.keys() - _FEATURES)}: the features "
+                f"table has {', '.join(FEATURE_COLUMNS)}"
             )
-        get = features.get
-        row = (product, time_us, received_us, *[get(name) for name in FEATURE_COLUMNS])
+        row = (product, time_us, received_us, *map(features.get, FEATURE_COLUMNS))
         if self._features.add(row) >= self.flush_rows:
+            self._wake.set()
+
+    def submit_feature_values(
+        self, product: str, time_us: int, received_us: int, values: tuple[float | None, ...]
+    ) -> None:
+        """Queue one `features` row from its values in `FEATURE_COLUMNS` order (the fast path)."""
+        if len(values) != _N_FEATURES:
+            raise ValueError(
+                f"expected {_N_FEATURES} feature values in the order {', '.join(FEATURE_COLUMNS)}"
+                f", got {len(values)}: {values!r:.200}"
+            )
+        if self._features.add((product, time_us, received_us, *values)) >= self.flush_rows:
             self._wake.set()
 
     def submit_prediction(
@@ -230,8 +256,6 @@ class StorageWriter:
         labelled_us: int | None,
     ) -> None:
         """Queue one `predictions` row, written once its label is known (or never will be)."""
-        if self._closed:
-            raise WriterClosedError(_CLOSED)
         row = (
             product,
             time_us,
@@ -249,7 +273,8 @@ class StorageWriter:
 
     def __len__(self) -> int:
         """Rows held in memory: buffered plus failed batches awaiting a retry."""
-        pending = sum(b.rows for batches in self._pending.values() for b in batches)
+        with self._lock:
+            pending = sum(b.rows for batches in self._pending.values() for b in batches)
         return sum(len(buf) for buf in self._buffers.values()) + pending
 
     def submitted(self) -> dict[str, int]:
@@ -281,14 +306,20 @@ class StorageWriter:
 
     def close(self, timeout: float = 10.0) -> dict[str, TableCounts]:
         """Final flush within `timeout` s; spill what cannot be committed; return the counts."""
-        if not self._closed:
-            self._closed = True
-            self._closing.set()
-            self._wake.set()
-            self._thread.join(max(0.0, timeout - 0.5))
-            if self._thread.is_alive():
-                log.error("storage writer did not finish within %.1fs: spilling the rest", timeout)
-                self._spill_everything()
+        with self._lock:
+            closed, self._closed = self._closed, True
+        if closed:
+            return self.counts()
+        for buf in self._buffers.values():
+            buf.seal()  # from here on a submit raises instead of missing the final flush
+        self._closing.set()
+        self._wake.set()
+        self._thread.join(max(0.0, timeout - CLOSE_SPILL_RESERVE))
+        if self._thread.is_alive():
+            log.error("storage writer did not finish within %.1fs: spilling the rest", timeout)
+        # Also when the thread died of an unexpected error, or could not spill (disk full).
+        if self._thread.is_alive() or self._converting or len(self):
+            self._take_over()
         return self.counts()
 
     # --- the flusher thread ------------------------------------------------------------------
@@ -309,26 +340,28 @@ class StorageWriter:
             now = self._clock()
             timed_out = now >= next_due
             for name in TABLE_NAMES:
+                if self._abandoned:
+                    break  # close() took every row over; recovering spills would only delay it
                 if closing or forced or timed_out or len(self._buffers[name]) >= self.flush_rows:
                     self._flush_table(name, final=closing, force=forced)
-                if self._spills_waiting[name] and not self._pending[name]:
+                if self._spills_waiting[name] and not self._pending_batches(name):
                     self._recover_spills(name)
             if timed_out or forced:
                 next_due = self._clock() + self.flush_interval
             with self._flushed:
                 self._flush_generation += 1
                 self._flushed.notify_all()
-            if closing:
+            if closing or self._abandoned:
                 return
 
     def _flush_table(self, name: str, *, final: bool, force: bool) -> None:
         buf = self._buffers[name]
-        pending = self._pending[name]
         backing_off = self._clock() < self._retry_at[name] and not (final or force)
-        in_memory = len(buf) + sum(b.rows for b in pending)
+        in_memory = len(buf) + sum(b.rows for b in self._pending_batches(name))
         if backing_off and in_memory <= self.buffer_rows:
             return
         self._take_buffer(name)
+        pending = self._pending_batches(name)
         if not pending:
             return
         if not backing_off:
@@ -342,15 +375,45 @@ class StorageWriter:
         if final or sum(b.rows for b in pending) > self.buffer_rows:
             self._spill(name)
 
+    def _still_owner(self) -> bool:
+        """False on the flusher thread once close() took its rows over; call holding `_lock`."""
+        return not self._abandoned or threading.current_thread() is not self._thread
+
+    def _pending_batches(self, name: str) -> list[Batch]:
+        """A copy of the table's pending batches, oldest first (none once close() took over)."""
+        with self._lock:
+            return list(self._pending[name]) if self._still_owner() else []
+
     def _take_buffer(self, name: str) -> None:
+        """Drain the table's buffer into a pending batch, the drained rows visible to close()."""
         buf = self._buffers[name]
-        if not len(buf):
-            return
-        data, rejected = buf.to_arrow(buf.drain())
-        self._counts[name].rejected += rejected
-        if data.num_rows:
-            with self._pending_lock:
+        with self._lock:
+            if not len(buf) or not self._still_owner():
+                return
+            drained = self._converting[name] = buf.drain()
+        self._add_batch(name, drained)
+
+    def _add_batch(self, name: str, drained: Any) -> None:
+        """Convert drained rows and append them as a pending batch, unless no longer owner."""
+        data, rejected = self._buffers[name].to_arrow(drained)
+        with self._lock:
+            if not self._still_owner():
+                return  # close() took `drained` over and converts it itself
+            self._converting.pop(name, None)
+            self._counts[name].rejected += rejected
+            if data.num_rows:
                 self._pending[name].append(Batch(name, new_batch_id(), data))
+
+    def _settle(self, name: str, batches: list[Batch]) -> bool:
+        """Drop `batches` (committed or spilled) from the table's pending ones, if still owner.
+
+        Returns whether the caller may count them; call holding `_lock`.
+        """
+        if not self._still_owner():
+            return False
+        done = {id(b) for b in batches}
+        self._pending[name] = [b for b in self._pending[name] if id(b) not in done]
+        return True
 
     def _table(self, name: str) -> Table:
         if name not in self._tables:
@@ -373,9 +436,9 @@ class StorageWriter:
             log.warning("flush of %d %s rows failed, will retry: %s", rows, name, exc)
             return FlushResult(name, rows, f"{type(exc).__name__}: {exc}")
         written = sum(b.rows for b in committed)
-        with self._pending_lock:
-            del batches[:]
-        self._counts[name].written += written
+        with self._lock:
+            if self._settle(name, batches):
+                self._counts[name].written += written
         return FlushResult(name, written)
 
     @counted(SPILLED_ROWS, amount=_rows, labels_from_result=FlushResult.ok)
@@ -384,21 +447,21 @@ class StorageWriter:
 
         A batch that cannot be written (disk full) stays in memory for the next attempt.
         """
-        with self._pending_lock:
-            batches = list(self._pending[name])
-        spilled = 0
-        for batch in batches:
+        written: list[Batch] = []
+        for batch in self._pending_batches(name):
             try:
                 write_spill(self.data_dir, batch)
             except Exception as exc:
                 log.error("cannot spill %d %s rows, keeping them: %s", batch.rows, name, exc)
                 break
-            with self._pending_lock:
-                self._pending[name].remove(batch)
-            self._spilled_ids.add(batch.batch_id)
-            spilled += batch.rows
-        self._counts[name].spilled += spilled
-        self._spills_waiting[name] = True
+            written.append(batch)
+        spilled = sum(b.rows for b in written)
+        with self._lock:
+            if not self._settle(name, written):
+                return FlushResult(name, 0)  # close() took these over and spills them itself
+            self._spilled_ids.update(b.batch_id for b in written)
+            self._counts[name].spilled += spilled
+            self._spills_waiting[name] = True
         log.warning("spilled %d %s rows to %s", spilled, name, self.data_dir / "spill" / name)
         return FlushResult(name, spilled)
 
@@ -418,14 +481,23 @@ class StorageWriter:
             self._retry_at[name] = self._clock() + self._retry_wait[name]
             self._retry_wait[name] = min(RETRY_MAX, self._retry_wait[name] * 2)
             return FlushResult(name, 0, f"{type(exc).__name__}: {exc}")
-        ours = sum(b.rows for b in committed if b.batch_id in self._spilled_ids)
-        self._counts[name].written += ours
-        self._counts[name].recovered += sum(b.rows for b in committed) - ours
-        self._spills_waiting[name] = False
+        with self._lock:
+            if self._still_owner():
+                ours = sum(b.rows for b in committed if b.batch_id in self._spilled_ids)
+                self._counts[name].written += ours
+                self._counts[name].recovered += sum(b.rows for b in committed) - ours
+                self._spills_waiting[name] = False
         return FlushResult(name, sum(b.rows for b in committed))
 
-    def _spill_everything(self) -> None:
+    def _take_over(self) -> None:
+        """Take every row from the flusher thread that missed the deadline and spill it here."""
+        with self._lock:
+            self._abandoned = True
+            converting, self._converting = self._converting, {}
+            drained = {name: buf.drain() for name, buf in self._buffers.items() if len(buf)}
         for name in TABLE_NAMES:
-            self._take_buffer(name)
-            if self._pending[name]:
+            for rows in (converting.get(name), drained.get(name)):
+                if rows is not None:
+                    self._add_batch(name, rows)
+            if self._pending_batches(name):
                 self._spill(name)
