@@ -57,6 +57,7 @@ def record(path: Path, feed: Feed) -> tuple[dict[str, Any], dict[str, Any]]:
                 "missing": ex.injected.missing_trade_ids(0),
                 "dropped_seq": ex.injected.connections[0].dropped_sequence_nums,
                 "malformed": ex.injected.malformed,
+                "duplicates": ex.injected.connections[0].duplicates,
             }
             return live, injected
 
@@ -85,7 +86,10 @@ def test_exchange_recording_replays_to_the_injected_trade_gaps(tmp_path: Path) -
         assert got["trades"] > 0
         assert got["book_updates"] > 0
     assert sum(len(v) for v in injected["missing"].values()) >= 3
-    assert summary["sequence"] == {"gaps": 0, "missed": 0}
+    assert summary["sequence"] == {"gaps": 0, "missed": 0, "duplicate_frames": 0}
+    # Repeated matches reach no consumer, so each trade is stored once.
+    duplicate_trades = sum(summary["products"][p]["duplicate_trades"] for p in PRODUCTS)
+    assert 0 < duplicate_trades <= injected["duplicates"]
     assert summary["messages_per_s"] > 0
 
 
@@ -96,7 +100,12 @@ def test_advanced_recording_replays_to_the_injected_sequence_gaps(tmp_path: Path
     assert summary["feed"] == "advanced"
     expected = [s for s in injected["dropped_seq"] if s <= live["last_seq"]]
     assert len(expected) >= 2
-    assert summary["sequence"] == {"gaps": runs(expected), "missed": len(expected)}
+    assert summary["sequence"] == {
+        "gaps": runs(expected),
+        "missed": len(expected),
+        # Verbatim repeats carry an old sequence_num: skipped whole, trades and all.
+        "duplicate_frames": injected["duplicates"],
+    }
     assert sum(summary["invalid"].values()) == injected["malformed"]
     assert all(summary["products"][p]["resyncs"] >= 1 for p in PRODUCTS)
 

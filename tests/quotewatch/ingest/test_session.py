@@ -75,7 +75,8 @@ def test_trade_ids_heartbeats_and_gauges() -> None:
     summary = build_summary(session, 2.0)["products"][product]
     assert (summary["trade_gaps"], summary["trades_missed"]) == (2, 4)
     assert (summary["heartbeat_gaps"], summary["heartbeat_missed"]) == (1, 3)
-    assert summary["trades"] == 6
+    # 10, 11, 13, 14, 18 reach the consumers; the repeated 14 does not.
+    assert (summary["trades"], summary["duplicate_trades"]) == (5, 1)
 
 
 def _advanced(name: str, seq: int) -> dict[str, Any]:
@@ -109,7 +110,11 @@ def test_advanced_sequence_gap_resubscribes_every_ready_book_at_once() -> None:
     assert len(session.pending_resyncs) == 1
     assert sample("coinbase_sequence_gaps_total", **seq_labels) == gaps + 1
     assert sample("coinbase_resyncs_total", reason="sequence_gap") == resyncs + 1
-    assert build_summary(session, 1.0)["sequence"] == {"gaps": 1, "missed": 1}
+    assert build_summary(session, 1.0)["sequence"] == {
+        "gaps": 1,
+        "missed": 1,
+        "duplicate_frames": 1,
+    }
 
 
 def test_consumers_get_events_with_receive_times() -> None:

@@ -3,8 +3,9 @@
 Keys: ``feed``; ``messages`` (frames by message type); ``invalid`` (by reason); ``products``
 (product -> ``trades``, ``trade_gaps`` and ``trades_missed`` (Exchange ``trade_id`` gaps plus
 the tail losses heartbeats proved, itemised as ``heartbeat_gaps`` / ``heartbeat_missed``),
-``book_updates``, ``crossed_books``, ``resyncs``); ``sequence`` (Advanced Trade
-``sequence_num`` ``gaps`` / ``missed`` over all connections); ``duration_s`` (wall-clock
+``duplicate_trades`` (repeated ids, passed to no consumer), ``book_updates``,
+``crossed_books``, ``resyncs``); ``sequence`` (Advanced Trade ``sequence_num`` ``gaps`` /
+``missed`` over all connections, and ``duplicate_frames`` skipped whole); ``duration_s`` (wall-clock
 seconds of the run) and ``messages_per_s`` (frames per second of it). Later stages add keys.
 """
 
@@ -31,6 +32,7 @@ def build_summary(session: FeedSession, duration_s: float) -> dict[str, Any]:
             "trades_missed": tracked.missed + heartbeat_missed,
             "heartbeat_gaps": len(beats),
             "heartbeat_missed": heartbeat_missed,
+            "duplicate_trades": p.duplicate_trades if p else 0,
             "book_updates": p.book_updates if p else 0,
             "crossed_books": p.crossed_books if p else 0,
             "resyncs": p.resyncs if p else 0,
@@ -41,7 +43,11 @@ def build_summary(session: FeedSession, duration_s: float) -> dict[str, Any]:
         "messages": dict(sorted(stats.messages.items())),
         "invalid": {str(k): v for k, v in sorted(stats.invalid.items())},
         "products": products,
-        "sequence": {"gaps": sequence.gaps, "missed": sequence.missed},
+        "sequence": {
+            "gaps": sequence.gaps,
+            "missed": sequence.missed,
+            "duplicate_frames": stats.duplicate_frames,
+        },
         "duration_s": round(duration_s, 6),
         "messages_per_s": round(stats.frames / duration_s, 3) if duration_s > 0 else 0.0,
     }

@@ -24,6 +24,7 @@ from ._children import (
     check_static_labels,
     metric_name,
 )
+from ._forwarding import compile_wrapper
 from ._report import report_once
 from ._wrapping import check_decoratable, unwrap_descriptor
 from .budget import series_budget
@@ -177,122 +178,101 @@ def _wrap(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:
     check_decoratable(func, plan.name)
     if inspect.iscoroutinefunction(func):
         wrapper = _async_call(plan, func)
-    elif plan.labels_from_result is not None:
-        wrapper = _per_call(plan, plan.labels_from_result, func)
-    elif callable(plan.amount):
-        wrapper = _value_call(plan, plan.amount, func)
     else:
-        wrapper = _fixed_call(plan, plan.amount, func)
+        wrapper = _sync_call(plan, func)
     return functools.wraps(func)(wrapper)
 
 
-# The sync wrappers below are the per-call hot path: everything they need is bound into closure
-# locals, and each handles one case so it makes no decisions per call.
-
-
-def _fixed_call(plan: _Plan, amount: float, func: Callable[..., Any]) -> Callable[..., Any]:
-    """A constant amount into a fixed series."""
-    assert plan.record is not None
-    record, site, message = plan.record, plan.site, _message(plan)
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        result = func(*args, **kwargs)
-        try:
-            record(amount)
-        except Exception:
-            report_once(site, message)
-        return result
-
-    return call
-
-
-def _value_call(
-    plan: _Plan, value: Callable[[Any], float | None], func: Callable[..., Any]
-) -> Callable[..., Any]:
-    """An amount taken from the result into a fixed series."""
-    assert plan.record is not None
-    record, site, message = plan.record, plan.site, _message(plan)
-    child = getattr(record, "__self__", None)
-    if type(child) is HistogramChild:
-        return _observe_call(child, value, site, message, func)
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        result = func(*args, **kwargs)
-        try:
-            number = value(result)
-            if number is not None:
-                record(number)
-        except Exception:
-            report_once(site, message)
-        return result
-
-    return call
-
-
-def _observe_call(
-    child: HistogramChild,
-    value: Callable[[Any], float | None],
-    site: str,
-    message: str,
-    func: Callable[..., Any],
-) -> Callable[..., Any]:
-    """`_value_call` into a lean histogram, its observe inlined."""
-    local, bounds, new_shard = child.hot_path()
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        result = func(*args, **kwargs)
-        try:
-            number = value(result)
-            if number is not None:
-                try:
-                    shard: list[float] = local.shard
-                except AttributeError:
-                    shard = new_shard()
-                shard[bisect_left(bounds, number)] += 1
-                shard[-1] += number
-        except Exception:
-            report_once(site, message)
-        return result
-
-    return call
-
-
-def _per_call(
-    plan: _Plan, labels_from_result: LabelsFromResult, func: Callable[..., Any]
-) -> Callable[..., Any]:
-    """Label values taken from the result; the series for them is cached."""
-    assert plan.get is not None
-    get, amount, site, message = plan.get, plan.amount, plan.site, _message(plan)
-    if callable(amount):
-        value = amount
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = func(*args, **kwargs)
+# The sync wrappers are the per-call hot path: each handles one case, so it makes no decisions
+# per call, and is compiled with the wrapped function's own parameters (see _forwarding).
+_FIXED = """
+def _qw_wrapper(__PARAMS__):
+    _qw_result = _qw_func(__ARGS__)
+    try:
+        _qw_record(_qw_amount)
+    except Exception:
+        _qw_report_once(_qw_site, _qw_message)
+    return _qw_result
+"""
+_VALUE = """
+def _qw_wrapper(__PARAMS__):
+    _qw_result = _qw_func(__ARGS__)
+    try:
+        _qw_number = _qw_value(_qw_result)
+        if _qw_number is not None:
+            _qw_record(_qw_number)
+    except Exception:
+        _qw_report_once(_qw_site, _qw_message)
+    return _qw_result
+"""
+# _VALUE into a lean histogram, its observe inlined.
+_OBSERVE = """
+def _qw_wrapper(__PARAMS__):
+    _qw_result = _qw_func(__ARGS__)
+    try:
+        _qw_number = _qw_value(_qw_result)
+        if _qw_number is not None:
             try:
-                labels = labels_from_result(result)
-                if labels is not None:
-                    number = value(result)
-                    if number is not None:
-                        get(labels)(number)
-            except Exception:
-                report_once(site, message)
-            return result
+                _qw_shard = _qw_local.shard
+            except AttributeError:
+                _qw_shard = _qw_new_shard()
+            _qw_shard[_qw_bisect(_qw_bounds, _qw_number)] += 1
+            _qw_shard[-1] += _qw_number
+    except Exception:
+        _qw_report_once(_qw_site, _qw_message)
+    return _qw_result
+"""
+# Label values taken from the result; the series for them is cached by `_qw_get`.
+_PER_CALL_FIXED = """
+def _qw_wrapper(__PARAMS__):
+    _qw_result = _qw_func(__ARGS__)
+    try:
+        _qw_labels = _qw_labels_from_result(_qw_result)
+        if _qw_labels is not None:
+            _qw_get(_qw_labels)(_qw_amount)
+    except Exception:
+        _qw_report_once(_qw_site, _qw_message)
+    return _qw_result
+"""
+_PER_CALL_VALUE = """
+def _qw_wrapper(__PARAMS__):
+    _qw_result = _qw_func(__ARGS__)
+    try:
+        _qw_labels = _qw_labels_from_result(_qw_result)
+        if _qw_labels is not None:
+            _qw_number = _qw_value(_qw_result)
+            if _qw_number is not None:
+                _qw_get(_qw_labels)(_qw_number)
+    except Exception:
+        _qw_report_once(_qw_site, _qw_message)
+    return _qw_result
+"""
 
-        return call
 
-    fixed = amount
-
-    def fixed_call(*args: Any, **kwargs: Any) -> Any:
-        result = func(*args, **kwargs)
-        try:
-            labels = labels_from_result(result)
-            if labels is not None:
-                get(labels)(fixed)
-        except Exception:
-            report_once(site, message)
-        return result
-
-    return fixed_call
+def _sync_call(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:
+    """The compiled wrapper for `plan`'s case."""
+    names: dict[str, object] = {
+        "_qw_site": plan.site, "_qw_message": _message(plan), "_qw_report_once": report_once,
+    }  # fmt: skip
+    amount = plan.amount
+    if callable(amount):
+        names["_qw_value"] = amount
+    else:
+        names["_qw_amount"] = amount
+    if plan.labels_from_result is not None:
+        names.update(_qw_labels_from_result=plan.labels_from_result, _qw_get=plan.get)
+        template = _PER_CALL_VALUE if callable(amount) else _PER_CALL_FIXED
+        return compile_wrapper(template, func, names)
+    names["_qw_record"] = plan.record
+    if not callable(amount):
+        return compile_wrapper(_FIXED, func, names)
+    child = getattr(plan.record, "__self__", None)
+    if type(child) is HistogramChild:
+        local, bounds, new_shard = child.hot_path()
+        names.update(_qw_local=local, _qw_bounds=bounds, _qw_new_shard=new_shard)
+        names["_qw_bisect"] = bisect_left
+        return compile_wrapper(_OBSERVE, func, names)
+    return compile_wrapper(_VALUE, func, names)
 
 
 def _async_call(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:

@@ -34,6 +34,7 @@ from ._children import (
     free_label_names,
     metric_name,
 )
+from ._forwarding import compile_wrapper
 from ._names import validate_metric_name
 from ._registries import resolve_registry
 from ._report import report_once
@@ -403,23 +404,32 @@ def _decorate(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:
     return functools.wraps(func)(wrapper)
 
 
+# The sync wrappers are compiled with the wrapped function's own parameters (see _forwarding).
+_SYNC_LEAN = """
+def _qw_wrapper(__PARAMS__):
+    _qw_start = _qw_clock()
+    try:
+        return _qw_func(__ARGS__)
+    finally:
+        _qw_elapsed = _qw_clock() - _qw_start
+        try:
+            _qw_shard = _qw_local.shard
+        except AttributeError:
+            _qw_shard = _qw_new_shard()
+        _qw_shard[_qw_bisect(_qw_bounds, _qw_elapsed)] += 1
+        _qw_shard[-1] += _qw_elapsed
+"""
+
+
+_TIME_NAMES: Final = {
+    "_qw_clock": perf_counter, "_qw_bisect": bisect_left, "_qw_report_once": report_once,
+}  # fmt: skip
+
+
 def _sync_lean(func: Callable[..., Any], child: HistogramChild) -> Callable[..., Any]:
     local, bounds, new_shard = child.hot_path()
-
-    def timed_call(*args: Any, **kwargs: Any) -> Any:
-        start = perf_counter()
-        try:
-            return func(*args, **kwargs)
-        finally:
-            elapsed = perf_counter() - start
-            try:
-                shard: list[float] = local.shard
-            except AttributeError:
-                shard = new_shard()
-            shard[bisect_left(bounds, elapsed)] += 1
-            shard[-1] += elapsed
-
-    return timed_call
+    names = {"_qw_local": local, "_qw_bounds": bounds, "_qw_new_shard": new_shard}
+    return compile_wrapper(_SYNC_LEAN, func, {**names, **_TIME_NAMES})
 
 
 def _async_lean(func: Callable[..., Any], child: HistogramChild) -> Callable[..., Any]:
@@ -441,19 +451,22 @@ def _async_lean(func: Callable[..., Any], child: HistogramChild) -> Callable[...
     return timed_call
 
 
-def _sync_fast(func: Callable[..., Any], record: Record) -> Callable[..., Any]:
-    def timed_call(*args: Any, **kwargs: Any) -> Any:
-        start = perf_counter()
+_SYNC_FAST = """
+def _qw_wrapper(__PARAMS__):
+    _qw_start = _qw_clock()
+    try:
+        return _qw_func(__ARGS__)
+    finally:
+        _qw_elapsed = _qw_clock() - _qw_start
         try:
-            return func(*args, **kwargs)
-        finally:
-            elapsed = perf_counter() - start
-            try:
-                record(elapsed)
-            except Exception:
-                report_once("timed:call", "qw_metrics could not record a duration")
+            _qw_record(_qw_elapsed)
+        except Exception:
+            _qw_report_once("timed:call", "qw_metrics could not record a duration")
+"""
 
-    return timed_call
+
+def _sync_fast(func: Callable[..., Any], record: Record) -> Callable[..., Any]:
+    return compile_wrapper(_SYNC_FAST, func, {"_qw_record": record, **_TIME_NAMES})
 
 
 def _async_fast(func: Callable[..., Any], record: Record) -> Callable[..., Any]:

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from quotewatch.cli.run import add_common_options, execute
+from quotewatch.cli.run import LIVE_LABEL_THRESHOLD, add_common_options, execute
 from quotewatch.config import ConfigError, Settings
 from quotewatch.ingest.client import FeedClient
 from quotewatch.ingest.parser import Feed
@@ -19,10 +19,6 @@ from quotewatch.simulate.market import UnknownProductError, spec_for
 from quotewatch.simulate.server import LocalExchange
 
 log = logging.getLogger(__name__)
-
-# The simulated market moves less than real BTC-USD in half a second; with the live 0.01%
-# threshold nearly every label would be 0 and the model would never leave warm-up.
-DEMO_LABEL_THRESHOLD = 0.00002  # 0.002%
 
 
 def _rate(text: str) -> float:
@@ -47,8 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Start the simulated Coinbase exchange in-process on loopback, connect the "
         "pipeline to it, write Iceberg tables under the data dir, serve the dashboard and "
         "/metrics, and push metrics if a push URL is set. Prints its URLs; stops on Ctrl-C, "
-        f"SIGTERM or --duration. The label threshold defaults to {DEMO_LABEL_THRESHOLD:g} "
-        "here (the simulated market is calmer than the real one).",
+        "SIGTERM or --duration.",
     )
     parser.add_argument("--feed", default=None, choices=("exchange", "advanced"),
                         help="simulated feed protocol (QW_FEED; exchange)")  # fmt: skip
@@ -93,5 +88,5 @@ def run(args: argparse.Namespace) -> int:
         return local_feed
 
     return execute(
-        args, settings, feed, make_feed, label_threshold=DEMO_LABEL_THRESHOLD, source="local"
+        args, settings, feed, make_feed, label_threshold=LIVE_LABEL_THRESHOLD, source="local"
     )

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from qw_metrics import Gap, Observation, SequenceTracker, counted, recorded
+from qw_metrics import Gap, Observation, SequenceKind, SequenceTracker, counted, recorded
 
 from quotewatch.events import Heartbeat, Trade
 from quotewatch.metrics import LAST_TRADE_ID, MATCH_SEQUENCE, MESSAGES_MISSED, SEQUENCE_GAPS
@@ -42,8 +42,16 @@ def _heartbeat_labels(result: HeartbeatGap | None) -> Mapping[str, str] | None:
     return None if result is None else {"product": result.product, "source": "heartbeat"}
 
 
-def _product_labels(trade: Trade) -> Mapping[str, str]:
-    return {"product": trade.product}
+@dataclass(frozen=True, slots=True)
+class TradeSeen:
+    """One observed trade and how its id relates to the product's stream."""
+
+    trade: Trade
+    kind: SequenceKind
+
+
+def _product_labels(seen: TradeSeen) -> Mapping[str, str]:
+    return {"product": seen.trade.product}
 
 
 class TradeGaps:
@@ -58,12 +66,11 @@ class TradeGaps:
         self._heartbeat_ids: dict[str, int] = {}
         self.heartbeat_gaps: dict[str, list[Gap]] = {}
 
-    @recorded(LAST_TRADE_ID, value=lambda t: t.trade_id, labels_from_result=_product_labels)
-    @recorded(MATCH_SEQUENCE, value=lambda t: t.sequence, labels_from_result=_product_labels)
-    def trade(self, trade: Trade) -> Trade:
-        """Observe one trade's id; returns the trade."""
-        self.tracker.observe(trade.product, trade.trade_id)
-        return trade
+    @recorded(LAST_TRADE_ID, value=lambda s: s.trade.trade_id, labels_from_result=_product_labels)
+    @recorded(MATCH_SEQUENCE, value=lambda s: s.trade.sequence, labels_from_result=_product_labels)
+    def trade(self, trade: Trade) -> TradeSeen:
+        """Observe one trade's id."""
+        return TradeSeen(trade, self.tracker.observe(trade.product, trade.trade_id).kind)
 
     @counted(SEQUENCE_GAPS, labels_from_result=_heartbeat_labels)
     @counted(

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qw_metrics import Gap, counted
+from qw_metrics import Gap, SequenceKind, counted
 
 from quotewatch.book import OrderBook
 from quotewatch.events import BookSnapshot, BookUpdate, Event, Heartbeat, Trade
@@ -56,6 +56,7 @@ class ProductStats:
     stale_updates: int = 0
     crossed_books: int = 0
     resyncs: int = 0
+    duplicate_trades: int = 0
 
 
 @dataclass(slots=True)
@@ -63,6 +64,7 @@ class SessionStats:
     """Frame counts by type and invalid reason, and per-product counts."""
 
     frames: int = 0
+    duplicate_frames: int = 0
     messages: Counter[str] = field(default_factory=Counter)
     invalid: Counter[str] = field(default_factory=Counter)
     products: dict[str, ProductStats] = field(default_factory=dict)
@@ -116,10 +118,13 @@ class FeedSession:
         stats = self.stats
         stats.frames += 1
         stats.messages[result.type] += 1
-        if result.sequence_num is not None:
-            self.sequence.frame(result.sequence_num)
+        seen = None if result.sequence_num is None else self.sequence.frame(result.sequence_num)
         if isinstance(result, Invalid):
             stats.invalid[result.reason] += 1
+            return result
+        if seen is not None and seen.kind is SequenceKind.DUPLICATE:
+            # A repeated frame would count its trades twice; its book changes are already in.
+            stats.duplicate_frames += 1
             return result
         apply = self._apply
         consumers = self.consumers
@@ -192,9 +197,13 @@ class FeedSession:
         return resync
 
     def _trade(self, trade: Trade) -> bool:
-        self._product(trade.product).trades += 1
-        if self.feed is Feed.EXCHANGE:
-            self.trades.trade(trade)
+        stats = self._product(trade.product)
+        if self.feed is Feed.EXCHANGE and self.trades.trade(trade).kind is SequenceKind.DUPLICATE:
+            # Seen before (a repeated match, or the `last_match` replayed on resubscribing):
+            # consumers must store each trade once.
+            stats.duplicate_trades += 1
+            return False
+        stats.trades += 1
         return True
 
     def _heartbeat(self, beat: Heartbeat) -> bool:

@@ -234,8 +234,9 @@ class Pipeline:
             self._on_book(prod, event.time_us, event.received_us)
         elif isinstance(event, Trade):
             prod = self._product(event.product)
-            if prod is None or event.last_match:
-                return None  # an older trade replayed on subscribing: seen (and stored) before
+            if prod is None:
+                return None
+            # The session passes each trade id once, `last_match` included when it is new.
             self._on_trade(prod, event)
         elif isinstance(event, BookSnapshot):
             prod = self._product(event.product)
