@@ -112,6 +112,34 @@ def test_the_book_stays_sane_and_near_its_depth() -> None:
             assert 100 < len(asks) < 600
 
 
+def _mids_every_50_ms(product: str, seed: int, seconds: int) -> list[float]:
+    market = Market([product], seed=seed, start_us=START)
+    pm = market.products[product]
+    mids = []
+    for k in range(1, seconds * 20 + 1):
+        market.advance(START + k * 50_000)
+        mids.append((pm.bids.nth_best(0) + pm.asks.nth_best(0)) / 2)
+    return mids
+
+
+@pytest.mark.parametrize("seed", [1, 7])
+def test_the_mid_moves_as_much_as_btc_usd_in_half_a_second(seed: int) -> None:
+    # On the real feed the mid moves more than 0.01% (the labeler's default threshold) in a
+    # good share of 500 ms windows; the model needs both labels to leave warm-up.
+    mids = _mids_every_50_ms("BTC-USD", seed, seconds=600)
+    moved = [abs(b - a) / a > 0.0001 for a, b in zip(mids, mids[10:], strict=False)]
+    assert 0.05 < sum(moved) / len(moved) < 0.20
+
+
+def test_the_book_stays_two_sided_and_deep_for_half_an_hour() -> None:
+    market = Market(("BTC-USD", "ADA-USD"), seed=1, start_us=START)
+    for second in range(1, 30 * 60 + 1):
+        market.advance(START + second * US)
+        for pm in market.products.values():
+            assert min(len(pm.bids), len(pm.asks)) > 50, (pm.spec.product, second)
+            assert pm.bids.nth_best(0) < pm.asks.nth_best(0)
+
+
 def test_prices_are_sensible() -> None:
     market = _market()
     mids = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 from prometheus_client import REGISTRY
@@ -99,3 +101,31 @@ def test_close_during_outage_spills_everything_and_a_restart_recovers(tmp_path: 
     wait_for(lambda: not spill_files(tmp_path, "raw_trades"), 10, "start-up recovery")
     assert restarted.close(timeout=10)["raw_trades"].recovered == 25
     assert trade_ids(tmp_path) == list(range(25))
+
+
+def test_close_takes_over_from_a_stuck_commit_and_it_landing_later_duplicates_nothing(
+    tmp_path: Path,
+) -> None:
+    config = CatalogConfig.resolve(tmp_path)
+    writer = StorageWriter(config, tmp_path, flush_interval=60.0)
+    assert writer.flush(timeout=30)  # tables created and open
+    for i in range(100):
+        writer.submit_trade(trade(i))
+    catalog_lock = sqlite3.connect(tmp_path / "catalog.db", isolation_level=None)
+    catalog_lock.execute("BEGIN EXCLUSIVE")  # the final flush's commit now waits on the catalog
+    try:
+        started = time.monotonic()
+        counts = writer.close(timeout=1.0)
+        assert time.monotonic() - started < 3.0
+        assert (counts["raw_trades"].written, counts["raw_trades"].spilled) == (0, 100)
+        assert spill_files(tmp_path, "raw_trades")
+    finally:
+        catalog_lock.execute("ROLLBACK")
+        catalog_lock.close()
+    wait_for(lambda: not writer._thread.is_alive(), 30, "the abandoned flusher's commit")
+    assert trade_ids(tmp_path) == list(range(100))  # its commit landed after all
+
+    restarted = StorageWriter(config, tmp_path, flush_interval=60.0)
+    wait_for(lambda: not spill_files(tmp_path, "raw_trades"), 10, "start-up recovery")
+    assert restarted.close(timeout=10)["raw_trades"].recovered == 0
+    assert trade_ids(tmp_path) == list(range(100))

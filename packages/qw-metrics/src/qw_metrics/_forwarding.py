@@ -8,8 +8,8 @@ call forwards its arguments as they are. Functions whose parameters cannot be re
 way (builtins, callables with a `__signature__`) get the same template with `*args, **kwargs`.
 
 A template defines `_qw_wrapper(__PARAMS__)` and calls `_qw_func(__ARGS__)`; every other name
-it uses starts with `_qw_`, a prefix the wrapped function's parameters may not use (those
-functions get the `*args, **kwargs` form).
+it uses starts with `_qw_` or is one of `_BUILTINS`, names the wrapped function's parameters may
+not take (a function whose parameters do gets the `*args, **kwargs` form).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 _PREFIX = "_qw_"
+_BUILTINS = frozenset({"Exception", "AttributeError", "None"})
 _ANYTHING = "*_qw_args, **_qw_kwargs"
 _GENERIC: tuple[str, str, dict[str, object]] = (_ANYTHING, _ANYTHING, {})
 
@@ -51,7 +52,7 @@ def _forwarding(func: Callable[..., Any]) -> tuple[str, str, dict[str, object]] 
     previous = None
     for i, param in enumerate(inspect.signature(func, follow_wrapped=False).parameters.values()):
         name = param.name
-        if name.startswith(_PREFIX):
+        if name.startswith(_PREFIX) or name in _BUILTINS:
             return None
         if previous is kind.POSITIONAL_ONLY and param.kind is not kind.POSITIONAL_ONLY:
             params.append("/")

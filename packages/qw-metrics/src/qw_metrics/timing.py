@@ -405,6 +405,9 @@ def _decorate(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # The sync wrappers are compiled with the wrapped function's own parameters (see _forwarding).
+_TIME_NAMES: Final = {
+    "_qw_clock": perf_counter, "_qw_bisect": bisect_left, "_qw_report_once": report_once,
+}  # fmt: skip
 _SYNC_LEAN = """
 def _qw_wrapper(__PARAMS__):
     _qw_start = _qw_clock()
@@ -419,11 +422,6 @@ def _qw_wrapper(__PARAMS__):
         _qw_shard[_qw_bisect(_qw_bounds, _qw_elapsed)] += 1
         _qw_shard[-1] += _qw_elapsed
 """
-
-
-_TIME_NAMES: Final = {
-    "_qw_clock": perf_counter, "_qw_bisect": bisect_left, "_qw_report_once": report_once,
-}  # fmt: skip
 
 
 def _sync_lean(func: Callable[..., Any], child: HistogramChild) -> Callable[..., Any]:

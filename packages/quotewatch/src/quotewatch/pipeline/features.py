@@ -59,21 +59,27 @@ class FeatureConfig:
 
 
 class RollingStd:
-    """Sample standard deviation of values over a window of exchange time, kept incrementally."""
+    """Sample standard deviation of values over a window of exchange time, kept incrementally.
 
-    __slots__ = ("_n", "_sum", "_sumsq", "_values", "_window_us")
+    Welford's running mean and sum of squared deviations, updated on both add and expiry: a
+    plain sum of squares loses the variance to cancellation when values are large next to
+    their spread.
+    """
+
+    __slots__ = ("_m2", "_mean", "_values", "_window_us")
 
     def __init__(self, window_us: int) -> None:
         self._window_us = window_us
         self._values: deque[tuple[int, float]] = deque()
-        self._sum = 0.0
-        self._sumsq = 0.0
+        self._mean = 0.0
+        self._m2 = 0.0
 
     def add(self, time_us: int, value: float) -> None:
         """Record `value` observed at `time_us`."""
         self._values.append((time_us, value))
-        self._sum += value
-        self._sumsq += value * value
+        delta = value - self._mean
+        self._mean += delta / len(self._values)
+        self._m2 += delta * (value - self._mean)
 
     def std(self, now_us: int) -> float:
         """Standard deviation over values in (now - window, now]; 0.0 with fewer than two."""
@@ -81,14 +87,16 @@ class RollingStd:
         cutoff = now_us - self._window_us
         while values and values[0][0] <= cutoff:
             old = values.popleft()[1]
-            self._sum -= old
-            self._sumsq -= old * old
+            if not values:
+                self._mean = self._m2 = 0.0
+                break
+            delta = old - self._mean
+            self._mean -= delta / len(values)
+            self._m2 -= delta * (old - self._mean)
         n = len(values)
         if n < 2:
-            if n == 0:
-                self._sum = self._sumsq = 0.0  # drop accumulated rounding error
             return 0.0
-        var = (self._sumsq - self._sum * self._sum / n) / (n - 1)
+        var = self._m2 / (n - 1)
         return math.sqrt(var) if var > 0.0 else 0.0
 
 

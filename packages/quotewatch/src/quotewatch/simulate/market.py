@@ -2,7 +2,11 @@
 
 Each product has its own random generator seeded from (seed, product), a mid price that follows
 a random walk, and three Poisson order flows (limit, cancel, market) plus a flow of order events
-that never reach the level2 book (IOC misses, stop triggers). Every full-channel event (received,
+that never reach the level2 book (IOC misses, stop triggers). The book follows the moving mid the
+way a real one does: limit orders land around the mid and sweep what they cross, makers pull
+quotes the mid has moved through and step in on a side left far behind it, and orders placed
+behind the best put back the levels that cancels and sweeps take, so the book stays two-sided
+and near its depth however long it runs. Every full-channel event (received,
 open, done, match) advances the product's hidden `sequence`, so the `sequence` shown on matches
 jumps the way the real feed's does while `trade_id` steps by exactly 1.
 
@@ -30,9 +34,10 @@ CANCEL_RATE = 12.0
 MARKET_RATE = 1.2
 HIDDEN_RATE = 60.0
 TOTAL_RATE = LIMIT_RATE + CANCEL_RATE + MARKET_RATE + HIDDEN_RATE
-# Of the price, per square-root second. About BTC-USD's: the mid moves more than 0.01% (the
-# labeler's default threshold) in roughly one 500 ms window in ten, as on the real feed.
-VOLATILITY = 1.0e-4
+# Of the price, per square-root second, for the mid the book follows. The book's own mid then
+# moves more than 0.01% (the labeler's default threshold) in about one 500 ms window in six for
+# BTC-USD, as on a lively day of the real feed; the model sees both labels within a minute.
+VOLATILITY = 1.5e-4
 ORDER_NOTIONAL = 2_000.0  # mean order value in quote currency
 
 
@@ -332,7 +337,7 @@ class ProductMarket:
         return out
 
     def _thin(self, side: _Side) -> bool:
-        """Whether `side` has nothing within two mean order offsets of the mid."""
+        """Whether `side` is empty or its best is more than two mean order offsets off the mid."""
         if not side:
             return True
         distance = self._mid - side.nth_best(0) if side.is_bid else side.nth_best(0) - self._mid
@@ -350,7 +355,7 @@ class ProductMarket:
             # Makers pull quotes the mid has moved through rather than wait to be picked off.
             price, qty = best, side.levels[best]
         elif rng.random() < min(0.9, 0.5 * len(side) / self._depth):
-            # Far levels go too, which holds the book near its configured depth.
+            # Far levels go too; the refills in `_limit` put levels back.
             price = side.nth_best(rng.randrange(len(side)))
             qty = side.levels[price]
         else:

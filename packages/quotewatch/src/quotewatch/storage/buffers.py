@@ -189,18 +189,16 @@ _SCHEMA_ORDER = [
     for level in range(BOOK_DEPTH)
 ]
 _DECIMAL = pa.decimal128(PRICE_PRECISION, PRICE_SCALE)
-_CHUNK = 32_768  # values per GIL-holding step (~1 ms)
+_CHUNK = 8_192  # level values per GIL-holding step (~1 ms)
 
 
 def _level_arrays(levels: list[Decimal | None], rows: int) -> list[Any]:
     """The 40 level columns, converting each distinct value once when values repeat.
 
     Consecutive book states share most of their Decimal objects (one level changes per
-    update), so a flush holds few distinct values. Those are converted once by Arrow (which
-    refuses any value that would need rounding), and the columns are gathered from them with
-    numpy: each distinct value's 16 bytes of decimal128 are copied, by code, into each column.
-    Codes are computed column by column from strided slices, so no transpose is needed. With
-    little repetition the columns are converted directly.
+    update), so a flush holds few distinct values; converting those once and gathering them by
+    index is ~3x cheaper than converting 40 values per row. With little repetition the columns
+    are converted directly.
     """
     # Work in chunks, yielding between them: one C call over a whole flush would hold the GIL
     # (and freeze the feed's event loop) for tens of milliseconds.
@@ -211,27 +209,19 @@ def _level_arrays(levels: list[Decimal | None], rows: int) -> list[Any]:
     if len(unique) * 4 > len(levels):
         return [levels[k::_BOOK_VALUES] for k in _SCHEMA_ORDER]
     values = pa.array(list(unique), type=_DECIMAL)
-    # decimal128 is 16 little-endian bytes per value: a (distinct values, 2) int64 view.
-    words = np.frombuffer(values.buffers()[1], dtype=np.int64, count=2 * len(values))
-    words = words.reshape(-1, 2)
     index = dict(zip(unique, range(len(unique)), strict=True))
-    null_code = index.get(None)
-    lookup = index.__getitem__
+    codes = np.empty(len(levels), dtype=np.int32)
+    for start in range(0, len(levels), _CHUNK):
+        chunk = levels[start : start + _CHUNK]
+        codes[start : start + len(chunk)] = np.fromiter(
+            map(index.__getitem__, chunk), dtype=np.int32, count=len(chunk)
+        )
+        time.sleep(0)
+    by_column = np.ascontiguousarray(codes.reshape(rows, _BOOK_VALUES).T)
     arrays = []
-    codes = np.empty(rows, dtype=np.int32)
     for k in _SCHEMA_ORDER:
-        for first in range(0, rows, _CHUNK):
-            last = min(rows, first + _CHUNK)
-            column = levels[first * _BOOK_VALUES + k : last * _BOOK_VALUES : _BOOK_VALUES]
-            codes[first:last] = np.fromiter(map(lookup, column), dtype=np.int32, count=last - first)
-            time.sleep(0)
-        validity = None
-        if null_code is not None:
-            valid = codes != null_code
-            if not valid.all():
-                validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
-        data = pa.py_buffer(words[codes])
-        arrays.append(pa.Array.from_buffers(_DECIMAL, rows, [validity, data]))
+        arrays.append(values.take(pa.array(by_column[k])))
+        time.sleep(0)
     return arrays
 
 
