@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from enum import StrEnum
 
 import prometheus_client
 import pytest
@@ -13,6 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from qw_metrics import Counter, InvalidNameError, counted, recorded, set_series_budget
+
+
+class Kind(StrEnum):
+    MATCH = "match"
+    L2UPDATE = "l2update"
+
 
 CREATED = re.compile(r"^(\S+_created(?:\{.*\})?) \S+$")
 DROPPED = "qw_metrics_series_dropped_total"
@@ -154,6 +161,10 @@ def test_counted_into_a_lean_counter_with_mapping_or_string_labels() -> None:
     def by_string(kind: str) -> str:
         return kind
 
+    @counted(frames, labels_from_result=Kind, registry=registry)
+    def by_enum(kind: str) -> str:
+        return kind
+
     @counted(frames, type="tick", amount=len, registry=registry)
     def fixed(items: list[int]) -> list[int]:
         return items
@@ -161,11 +172,12 @@ def test_counted_into_a_lean_counter_with_mapping_or_string_labels() -> None:
     for kind in ["match", "l2update", "match"]:
         assert by_mapping(kind) == kind
         assert by_string(kind) == kind
+        assert by_enum(kind) == kind
     by_string("")  # None: not counted
     fixed([1, 2, 3])
     get = registry.get_sample_value
-    assert get("frames_total", {"type": "match"}) == 4
-    assert get("frames_total", {"type": "l2update"}) == 2
+    assert get("frames_total", {"type": "match"}) == 6
+    assert get("frames_total", {"type": "l2update"}) == 3
     assert get("frames_total", {"type": "tick"}) == 3
     assert get("frames_total", {"type": ""}) is None
 

@@ -122,9 +122,11 @@ class PerCallChildren:
         """The record callable for the one label's value (a string, or in a mapping)."""
         if type(labels) is str:
             value = labels
+        elif isinstance(labels, str):  # a str subclass such as a StrEnum member
+            value = str(labels)
         else:
             try:
-                found = labels[self._names[0]]  # type: ignore[index]
+                found = labels[self._names[0]]
             except KeyError:
                 return self._resolve(labels)[0]  # raises the LabelError naming what is missing
             value = found if type(found) is str else str(found)
@@ -159,7 +161,7 @@ class PerCallChildren:
                     f"(static: {sorted(self._static)}): a plain string is only for a metric with "
                     "exactly one label and no static label; return a mapping of labels instead"
                 )
-            return (labels,)
+            return (str(labels),)
         static = self._static
         try:
             return tuple(str(labels[n]) if n in labels else static[n] for n in self._names)

@@ -8,15 +8,13 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from quotewatch.cli.run import LIVE_LABEL_THRESHOLD, add_common_options, execute
 from quotewatch.config import ConfigError, Settings
-from quotewatch.ingest.client import FeedClient
-from quotewatch.ingest.parser import Feed
-from quotewatch.pipeline.runner import Runner
-from quotewatch.simulate.faults import Faults
-from quotewatch.simulate.market import UnknownProductError, spec_for
-from quotewatch.simulate.server import LocalExchange
+
+if TYPE_CHECKING:
+    from quotewatch.pipeline.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +58,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo."""
+    from quotewatch.ingest.client import FeedClient
+    from quotewatch.ingest.parser import Feed
+    from quotewatch.simulate.faults import Faults
+    from quotewatch.simulate.market import UnknownProductError, spec_for
+    from quotewatch.simulate.server import LocalExchange
+
     try:
         settings = Settings.resolve(args)
         for product in settings.products:

@@ -11,17 +11,16 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
-
-from qw_metrics import RemoteWriteConfigError
+from typing import TYPE_CHECKING, Any
 
 from quotewatch.config import ConfigError, Settings
-from quotewatch.ingest.auth import ExchangeCredentials
-from quotewatch.ingest.client import FeedClient
-from quotewatch.ingest.parser import Feed
-from quotewatch.pipeline.pipeline import PipelineConfig
-from quotewatch.pipeline.runner import Runner, RunOptions
-from quotewatch.storage.catalog import StorageConfigError
+
+if TYPE_CHECKING:
+    from quotewatch.ingest.parser import Feed
+    from quotewatch.pipeline.runner import Runner
+
+# The pipeline pulls in scikit-learn and pyiceberg (seconds to import): handlers import it when
+# they run, so `quotewatch --help` stays fast.
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +68,12 @@ def execute(
     source: str,
 ) -> int:
     """Run the pipeline with `make_feed(runner)` as its feed; print and write the summary."""
+    from qw_metrics import RemoteWriteConfigError
+
+    from quotewatch.pipeline.pipeline import PipelineConfig
+    from quotewatch.pipeline.runner import Runner, RunOptions
+    from quotewatch.storage.catalog import StorageConfigError
+
     config = PipelineConfig(label_threshold=settings.label_threshold or label_threshold)
     options = RunOptions(
         storage=not args.no_storage, dashboard=not args.no_dashboard, duration=args.duration
@@ -125,6 +130,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Run against the live feed."""
+    from quotewatch.ingest.auth import ExchangeCredentials
+    from quotewatch.ingest.client import FeedClient
+    from quotewatch.ingest.parser import Feed
+
     try:
         settings = Settings.resolve(args)
         feed = Feed(settings.feed)

@@ -8,10 +8,10 @@ import sys
 from typing import Any
 
 from quotewatch.config import ConfigError, Settings
-from quotewatch.storage import maintenance
-from quotewatch.storage.catalog import CatalogConfig, StorageConfigError, build_catalog
-from quotewatch.storage.spill import recover, spill_files
-from quotewatch.storage.tables import TABLE_NAMES, ensure_tables
+from quotewatch.table_names import TABLE_NAMES
+
+# pyiceberg takes seconds to import: the handlers import storage modules when they run, so
+# `quotewatch --help` and the other commands stay fast.
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -79,10 +79,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _age(text: str) -> dt.timedelta:
-    try:
-        return maintenance.parse_age(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in units or not number.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"age {text!r} is not a number followed by d, h, m or s (e.g. 30d)"
+        )
+    return dt.timedelta(**{units[unit]: int(number)})
 
 
 def _day(text: str) -> dt.date:
@@ -92,14 +95,12 @@ def _day(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"day {text!r} is not YYYY-MM-DD") from None
 
 
-def _open(args: argparse.Namespace) -> tuple[Settings, Any]:
-    settings = Settings.resolve(args)
-    return settings, build_catalog(CatalogConfig.from_settings(settings))
-
-
 def _run(args: argparse.Namespace, body: Any) -> int:
+    from quotewatch.storage.catalog import CatalogConfig, StorageConfigError, build_catalog
+
     try:
-        settings, catalog = _open(args)
+        settings = Settings.resolve(args)
+        catalog = build_catalog(CatalogConfig.from_settings(settings))
         return int(body(settings, catalog))
     except (ConfigError, StorageConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -107,6 +108,9 @@ def _run(args: argparse.Namespace, body: Any) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
+    from quotewatch.storage.spill import recover
+    from quotewatch.storage.tables import ensure_tables
+
     def body(settings: Settings, catalog: Any) -> int:
         appended = recover(settings.data_dir, ensure_tables(catalog))
         for name, rows in appended.items():
@@ -117,6 +121,10 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 def _expire(args: argparse.Namespace) -> int:
+    from quotewatch.storage import maintenance
+    from quotewatch.storage.spill import recover, spill_files
+    from quotewatch.storage.tables import ensure_tables
+
     def body(settings: Settings, catalog: Any) -> int:
         tables = ensure_tables(catalog)
         recover(settings.data_dir, tables)
@@ -132,6 +140,8 @@ def _expire(args: argparse.Namespace) -> int:
 
 
 def _compact(args: argparse.Namespace) -> int:
+    from quotewatch.storage import maintenance
+
     day = args.day or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
     def body(settings: Settings, catalog: Any) -> int:
@@ -143,6 +153,8 @@ def _compact(args: argparse.Namespace) -> int:
 
 
 def _tables(args: argparse.Namespace) -> int:
+    from quotewatch.storage import maintenance
+
     def body(settings: Settings, catalog: Any) -> int:
         infos = maintenance.describe(catalog)
         if not infos:
@@ -158,6 +170,8 @@ def _tables(args: argparse.Namespace) -> int:
 
 
 def _head(args: argparse.Namespace) -> int:
+    from quotewatch.storage import maintenance
+
     def body(settings: Settings, catalog: Any) -> int:
         if not catalog.table_exists(f"quotewatch.{args.table}"):
             print(f"error: table quotewatch.{args.table} does not exist yet", file=sys.stderr)

@@ -57,6 +57,7 @@ from quotewatch.pipeline.features import FEATURE_NAMES, FeatureConfig, FeatureEx
 from quotewatch.pipeline.labeler import Labeler, LabelResult, Sample
 from quotewatch.pipeline.trades import TradeBuffer
 from quotewatch.state import FeedStatus, ProductState, StateStore, TradeView
+from quotewatch.table_names import TABLE_NAMES
 
 # How often the feed status in the snapshot is refreshed; per message would cost for nothing.
 _FEED_STATUS_EVERY = 0.25
@@ -115,9 +116,6 @@ class PipelineConfig:
     trades_shown: int = 50
 
 
-TABLES = ("raw_orderbook", "raw_trades", "features", "predictions")
-
-
 @dataclass(slots=True)
 class PipelineStats:
     """Running counts, for the run summary and the counter reports."""
@@ -130,7 +128,7 @@ class PipelineStats:
     predictions: int = 0
     predicted_ones: int = 0
     evictions: int = 0
-    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLE_NAMES, 0))
 
 
 @dataclass(frozen=True, slots=True)

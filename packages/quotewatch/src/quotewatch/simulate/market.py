@@ -241,9 +241,9 @@ class ProductMarket:
         self._bursts = bursts
         self._start_us = start_us
         scale = 10**spec.price_decimals
-        self._mid = spec.price * scale * (1 + rng.uniform(-0.01, 0.01))
-        self._sigma = self._mid * VOLATILITY
-        self._offset_mean = max(3.0, 2 * self._sigma)
+        self._mid: float = spec.price * scale * (1 + rng.uniform(-0.01, 0.01))
+        self._sigma: float = self._mid * VOLATILITY
+        self._offset_mean: float = max(3.0, 2 * self._sigma)
         self._gap = max(1.0, self._offset_mean / 40)  # mean ticks between levels deep in the book
         self._refill_mean = depth * (1 + self._gap) / 10  # a tenth of the initial book's width
         self._qty_mean = max(1.0, ORDER_NOTIONAL / spec.price * 10**spec.size_decimals)

@@ -1,8 +1,9 @@
 """Iceberg storage: catalog set-up, table definitions, the background writer and maintenance."""
 
 from quotewatch.storage.catalog import CatalogConfig, StorageConfigError, build_catalog
-from quotewatch.storage.tables import TABLE_NAMES, TABLES, ensure_tables
+from quotewatch.storage.tables import TABLES, ensure_tables
 from quotewatch.storage.writer import FlushResult, StorageWriter, TableCounts, WriterClosedError
+from quotewatch.table_names import TABLE_NAMES
 
 __all__ = [
     "TABLES",

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 from pyiceberg.io.pyarrow import parquet_file_to_data_file
 
 from quotewatch.storage.commit import BATCH_PROPERTY, Batch, new_batch_id, write_data_files
-from quotewatch.storage.tables import TABLE_NAMES, table_def
+from quotewatch.storage.tables import table_def
+from quotewatch.table_names import TABLE_NAMES
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -48,15 +49,6 @@ class CompactResult:
     rows: int
     files_before: int
     files_after: int
-
-
-def parse_age(text: str) -> dt.timedelta:
-    """Parse an age like `30d`, `12h`, `90m` or `45s`; raise ValueError naming the format."""
-    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
-    number, unit = text[:-1], text[-1:].lower()
-    if unit not in units or not number.isdigit():
-        raise ValueError(f"age {text!r} is not a number followed by d, h, m or s (e.g. 30d)")
-    return dt.timedelta(**{units[unit]: int(number)})
 
 
 def _tables(catalog: Catalog, names: tuple[str, ...]) -> list[tuple[str, Table]]:

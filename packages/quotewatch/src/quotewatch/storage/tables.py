@@ -56,6 +56,8 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
+from quotewatch.table_names import TABLE_NAMES
+
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
     from pyiceberg.table import Table
@@ -162,8 +164,7 @@ def _define(name: str) -> TableDef:
     return TableDef(name, schema, spec, arrow)
 
 
-TABLES: dict[str, TableDef] = {name: _define(name) for name in _COLUMNS}
-TABLE_NAMES: tuple[str, ...] = tuple(TABLES)
+TABLES: dict[str, TableDef] = {name: _define(name) for name in TABLE_NAMES}
 
 
 def table_def(name: str) -> TableDef:

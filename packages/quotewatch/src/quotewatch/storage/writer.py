@@ -53,13 +53,8 @@ from quotewatch.storage.buffers import (
 from quotewatch.storage.catalog import CatalogConfig, build_catalog
 from quotewatch.storage.commit import Batch, commit_batches, new_batch_id
 from quotewatch.storage.spill import recover_table, spill_files, write_spill
-from quotewatch.storage.tables import (
-    FEATURE_COLUMNS,
-    TABLE_NAMES,
-    TABLES,
-    ensure_tables,
-    table_def,
-)
+from quotewatch.storage.tables import FEATURE_COLUMNS, TABLES, ensure_tables, table_def
+from quotewatch.table_names import TABLE_NAMES
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
