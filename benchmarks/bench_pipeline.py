@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 START_US = 1_767_225_600_000_000
-LABEL_THRESHOLD = 0.00002  # the demo's: the simulated market is calm; the model gets ready
+LABEL_THRESHOLD = 0.0001  # the default 0.01%
 
 
 def write_recording(path: Path, seconds: float, rate: float) -> int:

@@ -45,7 +45,14 @@ def test_sigint_stops_feed_then_drains_flushes_and_serves_metrics_meanwhile(
         async with LocalExchange(("BTC-USD",), seed=5, rate=5.0) as ex:
             client = FeedClient(runner.session, url=ex.exchange_url)
             task = asyncio.create_task(client.run())
-            await asyncio.sleep(2.0)
+            # Run until the model predicts (how fast depends on the simulated market's moves),
+            # then stop in the middle of the stream.
+            for _ in range(300):
+                await asyncio.sleep(0.1)
+                product = runner.store.current().products.get("BTC-USD")
+                if product is not None and product.probability is not None:
+                    break
+            await asyncio.sleep(0.5)
             response = await asyncio.to_thread(httpx.get, f"{runner.url}/metrics", timeout=5)
             scraped["status"] = response.status_code
             scraped["text"] = response.text

@@ -48,6 +48,10 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     add("--warehouse", default=None, help="Iceberg warehouse location (QW_WAREHOUSE)")
     add("--host", default=None, help="dashboard / metrics bind address (QW_HOST; 127.0.0.1)")
     add("--port", default=None, help="dashboard / metrics port, 0 = any free (QW_PORT; 8050)")
+    add("--flush-interval", default=None, metavar="SECONDS",
+        help="storage flush timer per table (QW_FLUSH_INTERVAL; 10)")  # fmt: skip
+    add("--flush-rows", default=None, metavar="ROWS",
+        help="storage flush size per table (QW_FLUSH_ROWS; 5000)")  # fmt: skip
     add("--push-url", default=None,
         help="Prometheus remote-write URL, e.g. Grafana Cloud (GRAFANA_PUSH_URL; off)")  # fmt: skip
     add("--push-interval", default=None, metavar="SECONDS",

@@ -102,7 +102,7 @@ def _sequence_num(value: Any) -> int:
 _BY_FEED = {Feed.EXCHANGE: _exchange, Feed.ADVANCED: _advanced}
 
 
-@counted(MESSAGES_INVALID, labels_from_result=lambda invalid: {"reason": invalid.reason})
+@counted(MESSAGES_INVALID, labels_from_result=lambda invalid: invalid.reason)
 def _rejected(invalid: Invalid, feed: Feed) -> Invalid:
     """Count and log (at a limited rate) one skipped frame."""
     _log.warning("skipped a %s %s frame: %s (%s)", feed, invalid.type, invalid.reason,
@@ -110,7 +110,7 @@ def _rejected(invalid: Invalid, feed: Feed) -> Invalid:
     return invalid
 
 
-@counted(MESSAGES_RECEIVED, labels_from_result=lambda result: {"type": result.type})
+@counted(MESSAGES_RECEIVED, labels_from_result=lambda result: result.type)
 def parse_frame(frame: str | bytes | dict[str, Any], received_us: int, feed: Feed) -> ParseResult:
     """Parse one frame (raw JSON text or an already decoded object) of ``feed``."""
     if isinstance(frame, dict):
