@@ -5,16 +5,8 @@ from __future__ import annotations
 import math
 from types import MappingProxyType
 
+from quotewatch.pipeline.features import FEATURE_NAMES as FEATURES
 from quotewatch.state import Candle, ModelState, ProductState, TradeView
-
-FEATURES = (
-    "spread_bps",
-    "imbalance",
-    "imbalance_weighted",
-    "depth",
-    "volatility",
-    "trade_imbalance",
-)
 
 
 def product_state(

@@ -18,9 +18,9 @@ import prometheus_client.metrics
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
+from ._lean import LeanMetric
 from ._names import validate_label_names, validate_metric_name
-from ._registries import resolve_registry
-from .budget import SeriesBudget, series_budget
+from .budget import SeriesBudget
 
 
 class CounterChild:
@@ -90,13 +90,16 @@ class _RefusedChild(CounterChild):
         self._budget.drop()
 
 
-class Counter:
+class Counter(LeanMetric[CounterChild]):
     """A counter metric with prometheus_client's exposition and a cheaper, lock-free `inc`.
 
     A trailing `_total` in `name` is dropped, as prometheus_client does; samples are named
     `<name>_total`. `registry=None` means prometheus_client's default registry. Label children
     count against the registry's series budget.
     """
+
+    kind = "counter"
+    record_method = "inc"
 
     def __init__(
         self,
@@ -106,80 +109,19 @@ class Counter:
         *,
         registry: CollectorRegistry | None = None,
     ) -> None:
-        name = validate_metric_name(name)
-        self.name = name.removesuffix("_total")
-        self.documentation = documentation
-        self.labelnames = validate_label_names(labelnames)
-        target = resolve_registry(registry)
-        self._budget = series_budget(target)
-        self._children: dict[tuple[str, ...], CounterChild] = {}
-        self._unlabelled = None if self.labelnames else CounterChild()
-        target.register(self)
+        name = validate_metric_name(name).removesuffix("_total")
+        super().__init__(name, documentation, validate_label_names(labelnames), registry)
 
-    def labels(self, *values: object, **named: object) -> CounterChild:
-        """The child for these label values (positional, or by name), created on first use."""
-        key = self.label_values(*values, **named)
-        child = self._children.get(key)
-        if child is not None:
-            return child
-        with self._budget.lock:
-            child = self._children.get(key)
-            if child is None:
-                if not self._budget.try_acquire():
-                    return _RefusedChild(self._budget)
-                child = self._children[key] = CounterChild()
-        return child
+    def _new_child(self) -> CounterChild:
+        return CounterChild()
 
-    def label_values(self, *values: object, **named: object) -> tuple[str, ...]:
-        """Label values as the tuple of strings children are keyed by; ValueError if they do not
-        match the label names."""
-        if not self.labelnames:
-            raise ValueError(f"counter {self.name!r} has no labels; call inc() directly")
-        if values and named:
-            raise ValueError("give label values either by position or by name, not both")
-        if named:
-            if set(named) != set(self.labelnames):
-                raise ValueError(
-                    f"counter {self.name!r} has labels {list(self.labelnames)}, got {sorted(named)}"
-                )
-            return tuple(str(named[n]) for n in self.labelnames)
-        if len(values) != len(self.labelnames):
-            raise ValueError(
-                f"counter {self.name!r} has labels {list(self.labelnames)}, "
-                f"got {len(values)} values"
-            )
-        return tuple(str(v) for v in values)
+    def _refused_child(self) -> CounterChild:
+        return _RefusedChild(self._budget)
+
+    def _add_samples(self, metric: Metric, labels: dict[str, str], child: CounterChild) -> None:
+        for suffix, value in child.samples():
+            metric.add_sample(self.name + suffix, dict(labels), value)
 
     def inc(self, amount: float = 1) -> None:
         """Add `amount` (counters without labels only)."""
         self.child().inc(amount)
-
-    def child(self) -> CounterChild:
-        """The single series of a counter without labels."""
-        if self._unlabelled is None:
-            raise ValueError(
-                f"counter {self.name!r} has labels {list(self.labelnames)}: use .labels(...)"
-            )
-        return self._unlabelled
-
-    def describe(self) -> list[Metric]:
-        """The metric family without samples, so the registry can detect name clashes."""
-        return [Metric(self.name, self.documentation, "counter")]
-
-    def collect(self) -> list[Metric]:
-        """The metric family with every child's samples."""
-        metric = Metric(self.name, self.documentation, "counter")
-        children: list[tuple[tuple[str, ...], CounterChild]]
-        if self._unlabelled is not None:
-            children = [((), self._unlabelled)]
-        else:
-            with self._budget.lock:
-                children = list(self._children.items())
-        for values, child in children:
-            labels = dict(zip(self.labelnames, values, strict=True))
-            for suffix, value in child.samples():
-                metric.add_sample(self.name + suffix, dict(labels), value)
-        return [metric]
-
-    def __repr__(self) -> str:
-        return f"qw_metrics.Counter({self.name!r}, labelnames={self.labelnames!r})"

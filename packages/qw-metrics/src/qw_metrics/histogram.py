@@ -23,9 +23,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
+from ._lean import LeanMetric
 from ._names import validate_label_names, validate_metric_name
-from ._registries import resolve_registry
-from .budget import SeriesBudget, series_budget
+from .budget import SeriesBudget
 
 # prometheus_client's own formatting of bounds, so `le` values match it character for character.
 _go_float = cast(Callable[[float], str], floatToGoString)
@@ -135,12 +135,15 @@ class _RefusedChild(HistogramChild):
         self._budget.drop()
 
 
-class Histogram:
+class Histogram(LeanMetric[HistogramChild]):
     """A histogram metric with prometheus_client's exposition and a cheaper observe.
 
     `registry=None` means prometheus_client's default registry. Label children count against
     the registry's series budget.
     """
+
+    kind = "histogram"
+    record_method = "observe"
 
     def __init__(
         self,
@@ -151,50 +154,20 @@ class Histogram:
         buckets: Sequence[float] = DEFAULT_BUCKETS,
         registry: CollectorRegistry | None = None,
     ) -> None:
-        self.name = validate_metric_name(name)
-        self.documentation = documentation
-        self.labelnames = validate_label_names(labelnames, reserved=("le",))
+        name = validate_metric_name(name)
+        names = validate_label_names(labelnames, reserved=("le",))
         self.bounds = prepare_buckets(buckets)
-        target = resolve_registry(registry)
-        self._budget = series_budget(target)
-        self._children: dict[tuple[str, ...], HistogramChild] = {}
-        self._unlabelled = None if self.labelnames else HistogramChild(self.bounds)
-        target.register(self)
+        super().__init__(name, documentation, names, registry)
 
-    def labels(self, *values: object, **named: object) -> HistogramChild:
-        """The child for these label values (positional, or by name), created on first use."""
-        key = self.label_values(*values, **named)
-        child = self._children.get(key)
-        if child is not None:
-            return child
-        with self._budget.lock:
-            child = self._children.get(key)
-            if child is None:
-                if not self._budget.try_acquire():
-                    return _RefusedChild(self.bounds, self._budget)
-                child = self._children[key] = HistogramChild(self.bounds)
-        return child
+    def _new_child(self) -> HistogramChild:
+        return HistogramChild(self.bounds)
 
-    def label_values(self, *values: object, **named: object) -> tuple[str, ...]:
-        """Label values as the tuple of strings children are keyed by; ValueError if they do not
-        match the label names."""
-        if not self.labelnames:
-            raise ValueError(f"histogram {self.name!r} has no labels; call observe() directly")
-        if values and named:
-            raise ValueError("give label values either by position or by name, not both")
-        if named:
-            if set(named) != set(self.labelnames):
-                raise ValueError(
-                    f"histogram {self.name!r} has labels {list(self.labelnames)}, "
-                    f"got {sorted(named)}"
-                )
-            return tuple(str(named[n]) for n in self.labelnames)
-        if len(values) != len(self.labelnames):
-            raise ValueError(
-                f"histogram {self.name!r} has labels {list(self.labelnames)}, "
-                f"got {len(values)} values"
-            )
-        return tuple(str(v) for v in values)
+    def _refused_child(self) -> HistogramChild:
+        return _RefusedChild(self.bounds, self._budget)
+
+    def _add_samples(self, metric: Metric, labels: dict[str, str], child: HistogramChild) -> None:
+        for suffix, extra, value in child.samples():
+            metric.add_sample(self.name + suffix, {**labels, **extra}, value)
 
     def observe(self, amount: float) -> None:
         """Record one value (histograms without labels only)."""
@@ -204,31 +177,3 @@ class Histogram:
                 "use .labels(...).observe(value)"
             )
         self._unlabelled.observe(amount)
-
-    def child(self) -> HistogramChild:
-        """The single series of a histogram without labels."""
-        if self._unlabelled is None:
-            raise ValueError(f"histogram {self.name!r} has labels: use .labels(...)")
-        return self._unlabelled
-
-    def describe(self) -> list[Metric]:
-        """The metric family without samples, so the registry can detect name clashes."""
-        return [Metric(self.name, self.documentation, "histogram")]
-
-    def collect(self) -> list[Metric]:
-        """The metric family with every child's samples."""
-        metric = Metric(self.name, self.documentation, "histogram")
-        children: list[tuple[tuple[str, ...], HistogramChild]]
-        if self._unlabelled is not None:
-            children = [((), self._unlabelled)]
-        else:
-            with self._budget.lock:
-                children = list(self._children.items())
-        for values, child in children:
-            series = list(zip(self.labelnames, values, strict=True))
-            for suffix, labels, value in child.samples():
-                metric.add_sample(self.name + suffix, dict(series + list(labels.items())), value)
-        return [metric]
-
-    def __repr__(self) -> str:
-        return f"qw_metrics.Histogram({self.name!r}, labelnames={self.labelnames!r})"

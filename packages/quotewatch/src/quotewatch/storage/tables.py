@@ -56,6 +56,7 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
+from quotewatch.pipeline.features import FEATURE_NAMES
 from quotewatch.table_names import TABLE_NAMES
 
 if TYPE_CHECKING:
@@ -65,15 +66,8 @@ if TYPE_CHECKING:
 NAMESPACE = "quotewatch"
 PRICE_PRECISION, PRICE_SCALE = 38, 18
 BOOK_DEPTH = 10
-FEATURE_COLUMNS = (
-    "mid",
-    "spread_bps",
-    "imbalance",
-    "imbalance_weighted",
-    "depth",
-    "volatility",
-    "trade_imbalance",
-)
+# The features table stores the mid and every feature the pipeline computes, in its order.
+FEATURE_COLUMNS = ("mid", *FEATURE_NAMES)
 # Commit retries are done by pyiceberg itself (it rebuilds only the manifests). A table
 # committing every 10 s would otherwise pile up metadata files (pruned to the last 50) and one
 # manifest per commit that every later commit lists (merged once there are 100).
