@@ -7,14 +7,17 @@ function with its exact parameter list (names, kinds and the very same default o
 call forwards its arguments as they are. Functions whose parameters cannot be reproduced that
 way (builtins, callables with a `__signature__`) get the same template with `*args, **kwargs`.
 
-A template defines `_qw_wrapper(__PARAMS__)` and calls `_qw_func(__ARGS__)`; every other name
-it uses starts with `_qw_` or is one of `_BUILTINS`, names the wrapped function's parameters may
-not take (a function whose parameters do gets the `*args, **kwargs` form).
+A template defines `_qw_wrapper(__PARAMS__)` and calls `__AWAIT___qw_func(__ARGS__)`; every
+other name it uses starts with `_qw_` or is one of `_BUILTINS`, names the wrapped function's
+parameters may not take (a function whose parameters do gets the `*args, **kwargs` form). For an
+`async def` function the same template makes an `async def` wrapper that awaits it.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
+import textwrap
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,7 +33,14 @@ def compile_wrapper(
 ) -> Callable[..., Any]:
     """Compile `template` into a wrapper of `func` with `func`'s parameters; `names` are the
     globals the template uses besides `_qw_func`."""
-    params, args, defaults = _forwarding(func) or _GENERIC
+    if inspect.iscoroutinefunction(func):
+        # `*args, **kwargs`, so that bad arguments still raise when the coroutine is awaited.
+        params, args, defaults = _GENERIC
+        template = template.replace("def _qw_wrapper(", "async def _qw_wrapper(")
+        template = template.replace("__AWAIT__", "await ")
+    else:
+        params, args, defaults = _forwarding(func) or _GENERIC
+        template = template.replace("__AWAIT__", "")
     source = template.replace("__PARAMS__", params).replace("__ARGS__", args)
     label = getattr(func, "__qualname__", type(func).__name__)
     code = compile(source, f"<qw_metrics wrapper of {label}>", "exec")
@@ -38,6 +48,16 @@ def compile_wrapper(
     exec(code, namespace)  # a template filled in with real parameter names only
     wrapper: Callable[..., Any] = namespace["_qw_wrapper"]
     return wrapper
+
+
+def fill(template: str, **parts: str) -> str:
+    """`template` with each line that is only `__NAME__` replaced by the lines of `parts["name"]`,
+    indented as that line was: one frame of a template serves several bodies."""
+
+    def part(match: re.Match[str]) -> str:
+        return textwrap.indent(textwrap.dedent(parts[match[2].lower()]).strip("\n"), match[1])
+
+    return re.sub(r"^( *)__([A-Z]+)__$", part, template, flags=re.MULTILINE)
 
 
 def _forwarding(func: Callable[..., Any]) -> tuple[str, str, dict[str, object]] | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -24,13 +23,13 @@ from ._children import (
     check_static_labels,
     metric_name,
 )
-from ._forwarding import compile_wrapper
+from ._forwarding import compile_wrapper, fill
 from ._report import report_once
 from ._wrapping import check_decoratable, unwrap_descriptor
 from .budget import series_budget
 from .config import instrumentation_disabled
 from .counter import Counter, CounterChild
-from .histogram import Histogram, HistogramChild
+from .histogram import INLINE_OBSERVE, Histogram, HistogramChild, inline_observe_names
 from .rolling_rate import RollingRate
 
 P = ParamSpec("P")
@@ -67,7 +66,8 @@ def counted(
         )
     if not (callable(amount) or isinstance(amount, int | float)):
         raise TypeError(f"amount must be a number or a function of the result, not {amount!r}")
-    return _result_decorator(
+    plan = functools.partial(
+        _plan,
         "counted",
         counter,
         "inc",
@@ -76,6 +76,7 @@ def counted(
         registry=registry,
         labels=labels,
     )
+    return _result_decorator(plan)
 
 
 def recorded(
@@ -101,7 +102,8 @@ def recorded(
         )
     if not callable(value):
         raise TypeError("value must be a function of the result, e.g. value=len")
-    return _result_decorator(
+    plan = functools.partial(
+        _plan,
         "recorded",
         metric,
         method,
@@ -110,31 +112,16 @@ def recorded(
         registry=registry,
         labels=labels,
     )
+    return _result_decorator(plan)
 
 
-def _result_decorator(
-    name: str,
-    metric: object,
-    method: str,
-    *,
-    amount: float | Callable[[Any], float | None],
-    labels_from_result: LabelsFromResult | None,
-    registry: CollectorRegistry | None,
-    labels: Mapping[str, object],
-) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def _result_decorator(plan: Callable[[], _Plan]) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A decorator wrapping with the plan `plan()` resolves at decoration."""
+
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
         if instrumentation_disabled():
             return func
-        plan = _plan(
-            name,
-            metric,
-            method,
-            amount=amount,
-            labels_from_result=labels_from_result,
-            registry=registry,
-            labels=labels,
-        )
-        wrap: Callable[[Callable[..., Any]], Callable[..., Any]] = functools.partial(_wrap, plan)
+        wrap: Callable[[Callable[..., Any]], Callable[..., Any]] = functools.partial(_wrap, plan())
         decorated: Callable[P, R] = unwrap_descriptor(func, wrap)
         return decorated
 
@@ -185,68 +172,41 @@ def _wrap(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:
 
 # The sync wrappers are the per-call hot path: each handles one case, so it makes no decisions
 # per call, and is compiled with the wrapped function's own parameters (see _forwarding).
-_FIXED = """
+_AFTER_CALL = """
 def _qw_wrapper(__PARAMS__):
     _qw_result = _qw_func(__ARGS__)
     try:
-        _qw_record(_qw_amount)
+        __RECORD__
     except Exception:
         _qw_report_once(_qw_site, _qw_message)
     return _qw_result
 """
-_VALUE = """
-def _qw_wrapper(__PARAMS__):
-    _qw_result = _qw_func(__ARGS__)
-    try:
-        _qw_number = _qw_value(_qw_result)
-        if _qw_number is not None:
-            _qw_record(_qw_number)
-    except Exception:
-        _qw_report_once(_qw_site, _qw_message)
-    return _qw_result
-"""
-# _VALUE into a lean histogram, its observe inlined.
-_OBSERVE = """
-def _qw_wrapper(__PARAMS__):
-    _qw_result = _qw_func(__ARGS__)
-    try:
-        _qw_number = _qw_value(_qw_result)
-        if _qw_number is not None:
-            try:
-                _qw_shard = _qw_local.shard
-            except AttributeError:
-                _qw_shard = _qw_new_shard()
-            _qw_shard[_qw_bisect(_qw_bounds, _qw_number)] += 1
-            _qw_shard[-1] += _qw_number
-    except Exception:
-        _qw_report_once(_qw_site, _qw_message)
-    return _qw_result
+# Record the value taken from the result, unless it is None.
+_IF_VALUE = """
+_qw_number = _qw_value(_qw_result)
+if _qw_number is not None:
+    __RECORD__
 """
 # Label values taken from the result; the series for them is cached by `_qw_get`.
-_PER_CALL_FIXED = """
-def _qw_wrapper(__PARAMS__):
-    _qw_result = _qw_func(__ARGS__)
-    try:
-        _qw_labels = _qw_labels_from_result(_qw_result)
-        if _qw_labels is not None:
-            _qw_get(_qw_labels)(_qw_amount)
-    except Exception:
-        _qw_report_once(_qw_site, _qw_message)
-    return _qw_result
+_IF_LABELS = """
+_qw_labels = _qw_labels_from_result(_qw_result)
+if _qw_labels is not None:
+    __RECORD__
 """
-_PER_CALL_VALUE = """
-def _qw_wrapper(__PARAMS__):
-    _qw_result = _qw_func(__ARGS__)
-    try:
-        _qw_labels = _qw_labels_from_result(_qw_result)
-        if _qw_labels is not None:
-            _qw_number = _qw_value(_qw_result)
-            if _qw_number is not None:
-                _qw_get(_qw_labels)(_qw_number)
-    except Exception:
-        _qw_report_once(_qw_site, _qw_message)
-    return _qw_result
-"""
+_FIXED = fill(_AFTER_CALL, record="_qw_record(_qw_amount)")
+_VALUE = fill(_AFTER_CALL, record=fill(_IF_VALUE, record="_qw_record(_qw_number)"))
+# _VALUE into a lean histogram, its observe inlined.
+_OBSERVE = fill(
+    _AFTER_CALL,
+    record=fill(_IF_VALUE, record=INLINE_OBSERVE.replace("__VALUE__", "_qw_number")),
+)
+_PER_CALL_FIXED = fill(
+    _AFTER_CALL, record=fill(_IF_LABELS, record="_qw_get(_qw_labels)(_qw_amount)")
+)
+_PER_CALL_VALUE = fill(
+    _AFTER_CALL,
+    record=fill(_IF_LABELS, record=fill(_IF_VALUE, record="_qw_get(_qw_labels)(_qw_number)")),
+)
 
 
 def _sync_call(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -268,10 +228,7 @@ def _sync_call(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:
         return compile_wrapper(_FIXED, func, names)
     child = getattr(plan.record, "__self__", None)
     if type(child) is HistogramChild:
-        local, bounds, new_shard = child.hot_path()
-        names.update(_qw_local=local, _qw_bounds=bounds, _qw_new_shard=new_shard)
-        names["_qw_bisect"] = bisect_left
-        return compile_wrapper(_OBSERVE, func, names)
+        return compile_wrapper(_OBSERVE, func, {**names, **inline_observe_names(child)})
     return compile_wrapper(_VALUE, func, names)
 
 

@@ -121,6 +121,27 @@ class HistogramChild:
         return samples
 
 
+# HistogramChild.observe(__VALUE__) as lines of a compiled wrapper (see _forwarding), for hot
+# paths that save the call; `inline_observe_names` gives the names they use.
+INLINE_OBSERVE = """
+try:
+    _qw_shard = _qw_local.shard
+except AttributeError:
+    _qw_shard = _qw_new_shard()
+_qw_shard[_qw_bisect(_qw_bounds, __VALUE__)] += 1
+_qw_shard[-1] += __VALUE__
+"""
+
+
+def inline_observe_names(child: HistogramChild) -> dict[str, object]:
+    """The globals INLINE_OBSERVE needs to observe into `child`."""
+    local, bounds, new_shard = child.hot_path()
+    return {
+        "_qw_local": local, "_qw_bounds": bounds, "_qw_new_shard": new_shard,
+        "_qw_bisect": bisect_left,
+    }  # fmt: skip
+
+
 class _RefusedChild(HistogramChild):
     """Stands in for a child the series budget refused: observations count as dropped."""
 

@@ -10,7 +10,6 @@ lean observe.
 from __future__ import annotations
 
 import functools
-import inspect
 import threading
 import weakref
 from bisect import bisect_left
@@ -34,14 +33,20 @@ from ._children import (
     free_label_names,
     metric_name,
 )
-from ._forwarding import compile_wrapper
+from ._forwarding import compile_wrapper, fill
 from ._names import validate_metric_name
 from ._registries import resolve_registry
 from ._report import report_once
 from ._wrapping import check_decoratable, unwrap_descriptor
 from .budget import SeriesBudget, series_budget
 from .config import instrumentation_disabled
-from .histogram import Histogram, HistogramChild, prepare_buckets
+from .histogram import (
+    INLINE_OBSERVE,
+    Histogram,
+    HistogramChild,
+    inline_observe_names,
+    prepare_buckets,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -390,98 +395,6 @@ def _build_plan(
     return _Plan(record, labels, None, None, exceptions, False, rebuild)
 
 
-def _decorate(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:
-    check_decoratable(func, "timed")
-    is_async = inspect.iscoroutinefunction(func)
-    child = _lean_child(plan)
-    if child is not None:
-        wrapper = (_async_lean if is_async else _sync_lean)(func, child)
-    elif plan.per_call is None and plan.exceptions is None:
-        assert plan.record is not None
-        wrapper = (_async_fast if is_async else _sync_fast)(func, plan.record)
-    else:
-        wrapper = (_async_general if is_async else _sync_general)(func, plan)
-    return functools.wraps(func)(wrapper)
-
-
-# The sync wrappers are compiled with the wrapped function's own parameters (see _forwarding).
-_TIME_NAMES: Final = {
-    "_qw_clock": perf_counter, "_qw_bisect": bisect_left, "_qw_report_once": report_once,
-}  # fmt: skip
-_SYNC_LEAN = """
-def _qw_wrapper(__PARAMS__):
-    _qw_start = _qw_clock()
-    try:
-        return _qw_func(__ARGS__)
-    finally:
-        _qw_elapsed = _qw_clock() - _qw_start
-        try:
-            _qw_shard = _qw_local.shard
-        except AttributeError:
-            _qw_shard = _qw_new_shard()
-        _qw_shard[_qw_bisect(_qw_bounds, _qw_elapsed)] += 1
-        _qw_shard[-1] += _qw_elapsed
-"""
-
-
-def _sync_lean(func: Callable[..., Any], child: HistogramChild) -> Callable[..., Any]:
-    local, bounds, new_shard = child.hot_path()
-    names = {"_qw_local": local, "_qw_bounds": bounds, "_qw_new_shard": new_shard}
-    return compile_wrapper(_SYNC_LEAN, func, {**names, **_TIME_NAMES})
-
-
-def _async_lean(func: Callable[..., Any], child: HistogramChild) -> Callable[..., Any]:
-    local, bounds, new_shard = child.hot_path()
-
-    async def timed_call(*args: Any, **kwargs: Any) -> Any:
-        start = perf_counter()
-        try:
-            return await func(*args, **kwargs)
-        finally:
-            elapsed = perf_counter() - start
-            try:
-                shard: list[float] = local.shard
-            except AttributeError:
-                shard = new_shard()
-            shard[bisect_left(bounds, elapsed)] += 1
-            shard[-1] += elapsed
-
-    return timed_call
-
-
-_SYNC_FAST = """
-def _qw_wrapper(__PARAMS__):
-    _qw_start = _qw_clock()
-    try:
-        return _qw_func(__ARGS__)
-    finally:
-        _qw_elapsed = _qw_clock() - _qw_start
-        try:
-            _qw_record(_qw_elapsed)
-        except Exception:
-            _qw_report_once("timed:call", "qw_metrics could not record a duration")
-"""
-
-
-def _sync_fast(func: Callable[..., Any], record: Record) -> Callable[..., Any]:
-    return compile_wrapper(_SYNC_FAST, func, {"_qw_record": record, **_TIME_NAMES})
-
-
-def _async_fast(func: Callable[..., Any], record: Record) -> Callable[..., Any]:
-    async def timed_call(*args: Any, **kwargs: Any) -> Any:
-        start = perf_counter()
-        try:
-            return await func(*args, **kwargs)
-        finally:
-            elapsed = perf_counter() - start
-            try:
-                record(elapsed)
-            except Exception:
-                report_once("timed:call", "qw_metrics could not record a duration")
-
-    return timed_call
-
-
 def _call_labels(
     plan: _Plan, site: str, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[Record | None, Mapping[str, object]]:
@@ -496,49 +409,61 @@ def _call_labels(
         return None, plan.static
 
 
-def _sync_general(func: Callable[..., Any], plan: _Plan) -> Callable[..., Any]:
-    exceptions = plan.exceptions
-    site = f"timed:{getattr(func, '__qualname__', func)}"
-
-    def timed_call(*args: Any, **kwargs: Any) -> Any:
-        record, labels = _call_labels(plan, site, args, kwargs)
-        start = perf_counter()
-        try:
-            return func(*args, **kwargs)
-        except Exception as exc:
-            if exceptions is not None:
-                exceptions.count(exc, labels)
-            raise
-        finally:
-            elapsed = perf_counter() - start
-            if record is not None:
-                try:
-                    record(elapsed)
-                except Exception:
-                    report_once("timed:call", "qw_metrics could not record a duration")
-
-    return timed_call
+def _decorate(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:
+    check_decoratable(func, "timed")
+    child = _lean_child(plan)
+    if child is not None:
+        wrapper = compile_wrapper(_LEAN, func, {**inline_observe_names(child), **_TIME_NAMES})
+    elif plan.per_call is None and plan.exceptions is None:
+        assert plan.record is not None
+        wrapper = compile_wrapper(_FAST, func, {"_qw_record": plan.record, **_TIME_NAMES})
+    else:
+        site = f"timed:{getattr(func, '__qualname__', func)}"
+        names = {
+            "_qw_plan": plan, "_qw_site": site, "_qw_exceptions": plan.exceptions,
+            "_qw_call_labels": _call_labels, **_TIME_NAMES,
+        }  # fmt: skip
+        wrapper = compile_wrapper(_GENERAL, func, names)
+    return functools.wraps(func)(wrapper)
 
 
-def _async_general(func: Callable[..., Any], plan: _Plan) -> Callable[..., Any]:
-    exceptions = plan.exceptions
-    site = f"timed:{getattr(func, '__qualname__', func)}"
-
-    async def timed_call(*args: Any, **kwargs: Any) -> Any:
-        record, labels = _call_labels(plan, site, args, kwargs)
-        start = perf_counter()
-        try:
-            return await func(*args, **kwargs)
-        except Exception as exc:
-            if exceptions is not None:
-                exceptions.count(exc, labels)
-            raise
-        finally:
-            elapsed = perf_counter() - start
-            if record is not None:
-                try:
-                    record(elapsed)
-                except Exception:
-                    report_once("timed:call", "qw_metrics could not record a duration")
-
-    return timed_call
+# The wrappers are compiled with the wrapped function's own parameters (see _forwarding), sync or
+# async as the function is.
+_TIME_NAMES: Final = {"_qw_clock": perf_counter, "_qw_report_once": report_once}
+_RECORD = """
+try:
+    _qw_record(_qw_elapsed)
+except Exception:
+    _qw_report_once("timed:call", "qw_metrics could not record a duration")
+"""
+_TIMED_CALL = """
+def _qw_wrapper(__PARAMS__):
+    _qw_start = _qw_clock()
+    try:
+        return __AWAIT___qw_func(__ARGS__)
+    finally:
+        _qw_elapsed = _qw_clock() - _qw_start
+        __RECORD__
+"""
+# Into a lean histogram, its observe inlined.
+_LEAN = fill(_TIMED_CALL, record=INLINE_OBSERVE.replace("__VALUE__", "_qw_elapsed"))
+_FAST = fill(_TIMED_CALL, record=_RECORD)
+# Per-call labels or exception counting: labels_from_args needs the arguments packed anyway.
+_GENERAL = fill(
+    """
+def _qw_wrapper(*_qw_args, **_qw_kwargs):
+    _qw_record, _qw_labels = _qw_call_labels(_qw_plan, _qw_site, _qw_args, _qw_kwargs)
+    _qw_start = _qw_clock()
+    try:
+        return __AWAIT___qw_func(*_qw_args, **_qw_kwargs)
+    except Exception as _qw_exc:
+        if _qw_exceptions is not None:
+            _qw_exceptions.count(_qw_exc, _qw_labels)
+        raise
+    finally:
+        _qw_elapsed = _qw_clock() - _qw_start
+        if _qw_record is not None:
+            __RECORD__
+""",
+    record=_RECORD,
+)
