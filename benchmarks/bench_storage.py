@@ -194,7 +194,7 @@ def _row(label: str, samples: list[float], note: str) -> str:
     p50, p99, worst = _percentiles(samples)
     interval = sys.getswitchinterval() * 1e3
     return (
-        f"| {label} | {interval:.0f} ms | {len(samples):,} | {p50:.2f} | {p99:.2f} | "
+        f"| {label} | {interval:g} ms | {len(samples):,} | {p50:.2f} | {p99:.2f} | "
         f"{worst:.2f} | {note} |"
     )
 
@@ -235,8 +235,11 @@ def bench_lag(states: list[tuple[list[Level], list[Level]]], seconds: float) -> 
     ]
     baseline = asyncio.run(_probe_loop(seconds, None, 0))
     lines.append(_row("no writer (peer)", [late for _, late in baseline], "-"))
+    from quotewatch.pipeline.runner import SWITCH_INTERVAL
+
     default_interval = sys.getswitchinterval()
-    for interval in (default_interval, 0.001):
+    # Python's default, and the interval `quotewatch run`/`demo` set while they run.
+    for interval in (default_interval, SWITCH_INTERVAL):
         sys.setswitchinterval(interval)
         samples, windows, rows = _lag_with_writer(states, seconds)
         flushing = [w for w in windows if w[1] - w[0] > 0.005]  # tables with rows to write
