@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from quotewatch.cli.arguments import positive, probability
 from quotewatch.cli.run import LIVE_LABEL_THRESHOLD, add_common_options, execute
 from quotewatch.config import ConfigError, Settings
 
@@ -17,20 +18,6 @@ if TYPE_CHECKING:
     from quotewatch.pipeline.runner import Runner
 
 log = logging.getLogger(__name__)
-
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text!r}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,10 +32,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--feed", default=None, choices=("exchange", "advanced"),
                         help="simulated feed protocol (QW_FEED; exchange)")  # fmt: skip
-    parser.add_argument("--rate", type=_rate, default=1.0,
+    parser.add_argument("--rate", type=positive, default=1.0,
                         help="simulated market activity, times the normal rate")  # fmt: skip
     parser.add_argument("--seed", type=int, default=1, help="simulated market seed")
-    parser.add_argument("--drop-matches", type=_probability, default=0.0, metavar="P",
+    parser.add_argument("--drop-matches", type=probability, default=0.0, metavar="P",
                         help="drop each trade at the source with probability P")  # fmt: skip
     parser.add_argument("--faults-json", type=Path, default=None, metavar="PATH",
                         help="on exit, write every injected fault to PATH as JSON")  # fmt: skip

@@ -8,6 +8,7 @@ import contextlib
 import logging
 from pathlib import Path
 
+from quotewatch.cli.arguments import positive
 from quotewatch.config import ConfigError
 from quotewatch.ingest.auth import ExchangeCredentials
 from quotewatch.ingest.client import FeedClient
@@ -23,13 +24,6 @@ def _products(text: str) -> tuple[str, ...]:
     if not products:
         raise argparse.ArgumentTypeError("needs at least one product, e.g. BTC-USD,ETH-USD")
     return products
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text!r}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,9 +43,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--url", default=None,
                         help="websocket URL (default: the feed's production URL)")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="the .jsonl file to write")
-    parser.add_argument("--duration", type=_positive, default=None, metavar="S",
+    parser.add_argument("--duration", type=positive, default=None, metavar="S",
                         help="stop after S seconds (default: run until Ctrl-C)")  # fmt: skip
-    parser.add_argument("--silence-timeout", type=_positive, default=10.0, metavar="S",
+    parser.add_argument("--silence-timeout", type=positive, default=10.0, metavar="S",
                         help="reconnect after S seconds without a frame (default 10)")  # fmt: skip
     parser.set_defaults(handler=run)
 

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from quotewatch.cli.arguments import positive
 from quotewatch.config import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -27,19 +28,12 @@ log = logging.getLogger(__name__)
 LIVE_LABEL_THRESHOLD = 0.0001  # 0.01%
 
 
-def _duration(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text!r}")
-    return value
-
-
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """The options `run` and `demo` share. Flags left out fall back to the environment, then
     the defaults (see quotewatch.config)."""
     add = parser.add_argument
     add("--products", default=None, help="comma-separated products (QW_PRODUCTS; BTC-USD)")
-    add("--duration", type=_duration, default=None, metavar="SECONDS",
+    add("--duration", type=positive, default=None, metavar="SECONDS",
         help="stop after this many seconds (default: run until Ctrl-C)")  # fmt: skip
     add("--no-storage", action="store_true", help="do not write to Iceberg")
     add("--no-dashboard", action="store_true", help="serve only /metrics, no dashboard")

@@ -10,18 +10,12 @@ import logging
 import sys
 from pathlib import Path
 
+from quotewatch.cli.arguments import probability
 from quotewatch.simulate.faults import FaultConfigError, Faults
 from quotewatch.simulate.market import SPECS, UnknownProductError
 from quotewatch.simulate.server import LocalExchange
 
 log = logging.getLogger(__name__)
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text!r}")
-    return value
 
 
 def _products(text: str) -> tuple[str, ...]:
@@ -55,15 +49,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--depth", type=int, default=1000, help="book levels per side at start")
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
     faults = parser.add_argument_group("fault injection")
-    faults.add_argument("--drop-matches", type=_probability, default=0.0, metavar="P",
+    faults.add_argument("--drop-matches", type=probability, default=0.0, metavar="P",
                         help="drop each trade at the source with probability P")  # fmt: skip
-    faults.add_argument("--drop-frames", type=_probability, default=0.0, metavar="P",
+    faults.add_argument("--drop-frames", type=probability, default=0.0, metavar="P",
                         help="drop each streamed frame with probability P")  # fmt: skip
     faults.add_argument("--disconnect-every", type=float, default=None, metavar="S",
                         help="close every connection S seconds after it opens")  # fmt: skip
-    faults.add_argument("--malformed", type=_probability, default=0.0, metavar="P",
+    faults.add_argument("--malformed", type=probability, default=0.0, metavar="P",
                         help="add a malformed frame after a frame, probability P")  # fmt: skip
-    faults.add_argument("--duplicates", type=_probability, default=0.0, metavar="P",
+    faults.add_argument("--duplicates", type=probability, default=0.0, metavar="P",
                         help="send each streamed frame twice with probability P")  # fmt: skip
     faults.add_argument("--burst-factor", type=float, default=1.0, metavar="N",
                         help="order flow runs N times faster during bursts")  # fmt: skip
