@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from quotewatch.ingest.client import Backoff, FeedClient
 from quotewatch.ingest.parser import Feed
@@ -24,13 +24,24 @@ async def run_client(
     taps: Sequence[FrameTap] = (),
     silence_timeout: float = 5.0,
     drain: float = 0.3,
+    until: Callable[[], bool] = lambda: True,
+    at_most: float = 15.0,
 ) -> tuple[FeedSession, FeedClient]:
-    """Run a client for ``seconds``, then pause the market, let the queues drain and stop it."""
+    """Run a client for ``seconds`` and then until ``until()`` holds (``at_most`` in all), then
+    pause the market, let the queues drain and stop it.
+
+    ``until`` keeps a test's "enough faults were injected" precondition from depending on how
+    many frames a busy machine got through in a fixed time.
+    """
     session = FeedSession(feed, products=products, consumers=consumers, taps=taps)
     url = ex.exchange_url if feed is Feed.EXCHANGE else ex.advanced_url
     client = FeedClient(session, url=url, silence_timeout=silence_timeout, backoff=FAST_BACKOFF)
     task = asyncio.create_task(client.run())
     await asyncio.sleep(seconds)
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + max(0.0, at_most - seconds)
+    while not until() and loop.time() < give_up:
+        await asyncio.sleep(0.1)
     ex.pause()
     await asyncio.sleep(drain)
     task.cancel()

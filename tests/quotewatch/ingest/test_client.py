@@ -61,7 +61,10 @@ def test_exchange_injected_drops_give_exact_trade_gaps() -> None:
     async def scenario() -> tuple[FeedSession, dict[str, list[int]]]:
         faults = Faults(drop_matches=0.08, drop_frames=0.03, duplicates=0.03)
         async with LocalExchange(PRODUCTS, seed=7, speed=8.0, faults=faults) as ex:
-            session, client = await run_client(ex, Feed.EXCHANGE, PRODUCTS, 1.5)
+            session, client = await run_client(
+                ex, Feed.EXCHANGE, PRODUCTS, 1.5,
+                until=lambda: sum(map(len, ex.injected.missing_trade_ids(0).values())) > 5,
+            )  # fmt: skip
             assert client.connections == 1
             return session, ex.injected.missing_trade_ids(0)
 
@@ -86,7 +89,10 @@ def test_advanced_injected_frame_drops_give_exact_sequence_gaps() -> None:
     async def scenario() -> tuple[FeedSession, list[int], int]:
         faults = Faults(drop_frames=0.05, duplicates=0.03, malformed=0.03)
         async with LocalExchange(PRODUCTS, seed=11, speed=4.0, faults=faults) as ex:
-            session, client = await run_client(ex, Feed.ADVANCED, PRODUCTS, 1.5)
+            session, client = await run_client(
+                ex, Feed.ADVANCED, PRODUCTS, 1.5,
+                until=lambda: len(ex.injected.connections[0].dropped_sequence_nums) >= 3,
+            )  # fmt: skip
             assert client.connections == 1
             record = ex.injected.connections[0]
             return session, record.dropped_sequence_nums, record.duplicates

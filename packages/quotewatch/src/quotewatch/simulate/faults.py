@@ -67,6 +67,7 @@ class ConnectionRecord:
     dropped_trade_ids: dict[str, list[int]] = field(default_factory=dict)  # in dropped frames
     malformed: int = 0
     duplicates: int = 0
+    duplicated_trade_ids: dict[str, list[int]] = field(default_factory=dict)  # sent twice
     disconnected: str | None = None  # why the server closed it, if it did
 
     def as_dict(self) -> dict[str, Any]:
@@ -79,6 +80,7 @@ class ConnectionRecord:
             "dropped_trade_ids": {p: list(ids) for p, ids in self.dropped_trade_ids.items()},
             "malformed": self.malformed,
             "duplicates": self.duplicates,
+            "duplicated_trade_ids": {p: list(ids) for p, ids in self.duplicated_trade_ids.items()},
             "disconnected": self.disconnected,
         }
 
@@ -195,6 +197,8 @@ class ConnectionFaults:
             out.append(frame.text)
             if faults.duplicates and rng.random() < faults.duplicates:
                 record.duplicates += 1
+                for product, trade_id in frame.trade_ids:
+                    record.duplicated_trade_ids.setdefault(product, []).append(trade_id)
                 out.append(frame.text)
             if faults.malformed and rng.random() < faults.malformed:
                 record.malformed += 1
