@@ -45,6 +45,7 @@ def record(path: Path, feed: Feed) -> tuple[dict[str, Any], dict[str, Any]]:
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
         async with LocalExchange(PRODUCTS, seed=21, speed=6.0, faults=FAULTS) as ex:
+
             def enough() -> bool:
                 record = ex.injected.connections.get(0)
                 if record is None or sum(map(len, ex.injected.dropped_trades.values())) < 3:
