@@ -56,7 +56,7 @@ def test_server_disconnect_reconnects_and_resubscribes_within_2s(feed: Feed) -> 
                 until=lambda: all(map(resynced, PRODUCTS)),
             )  # fmt: skip
 
-    session, client = asyncio.run(scenario())
+    _, client = asyncio.run(scenario())
     assert client.connections >= 2
     assert sample("websocket_reconnections_total", feed=feed.value, reason="closed") >= before + 1
     snapshots = [(t, e) for t, e in arrivals if isinstance(e, BookSnapshot)]
