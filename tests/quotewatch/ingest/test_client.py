@@ -93,7 +93,9 @@ def test_exchange_injected_drops_give_exact_trade_gaps() -> None:
         stats = tracker.stats(product)
         heartbeat = session.trades.heartbeat_gaps.get(product, [])
         assert stats.missed + sum(g.missed for g in heartbeat) == len(expected)
-        assert stats.gaps + len(heartbeat) == runs(expected)
+        # A heartbeat can prove the first ids of a run missing before the next trade shows the
+        # rest, so a run may be reported as two gaps, one from each source.
+        assert runs(expected) <= stats.gaps + len(heartbeat) <= runs(expected) + len(heartbeat)
     assert sum(len(v) for v in missing.values()) > 5
 
 

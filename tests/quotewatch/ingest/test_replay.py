@@ -94,7 +94,9 @@ def test_exchange_recording_replays_to_the_injected_trade_gaps(tmp_path: Path) -
         last = live["last_trade"][product]
         expected = [i for i in injected["missing"].get(product, []) if i <= last]
         got = summary["products"][product]
-        assert (got["trade_gaps"], got["trades_missed"]) == (runs(expected), len(expected))
+        assert got["trades_missed"] == len(expected)
+        # A heartbeat may report the first ids of a run before the next trade shows the rest.
+        assert runs(expected) <= got["trade_gaps"] <= runs(expected) + got["heartbeat_gaps"]
         assert got["trades"] > 0
         assert got["book_updates"] > 0
     assert sum(len(v) for v in injected["missing"].values()) >= 3

@@ -5,13 +5,15 @@ epoch, UTC); ``received_us`` is the wall-clock time the frame carrying the event
 (``time.time_ns() // 1000``; in a replay, the recorded receive time). Sides are normalised: book
 sides are ``"bid"`` / ``"ask"``; trades carry the *taker* side ``"buy"`` / ``"sell"`` (Coinbase's
 ``side`` is the maker's).
+
+Events are immutable NamedTuples: several are built per message, and a NamedTuple is built in a
+quarter of the time of a frozen dataclass.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, NamedTuple
 
 BookSide = Literal["bid", "ask"]
 TakerSide = Literal["buy", "sell"]
@@ -19,8 +21,7 @@ Level = tuple[Decimal, Decimal]
 Change = tuple[BookSide, Decimal, Decimal]
 
 
-@dataclass(frozen=True, slots=True)
-class BookSnapshot:
+class BookSnapshot(NamedTuple):
     """The whole book of one product; it replaces whatever book there was."""
 
     product: str
@@ -30,8 +31,7 @@ class BookSnapshot:
     received_us: int
 
 
-@dataclass(frozen=True, slots=True)
-class BookUpdate:
+class BookUpdate(NamedTuple):
     """Level changes of one product; each size is the new total at that price (0 removes)."""
 
     product: str
@@ -40,8 +40,7 @@ class BookUpdate:
     received_us: int
 
 
-@dataclass(frozen=True, slots=True)
-class Trade:
+class Trade(NamedTuple):
     """One trade. ``sequence`` is the Exchange match sequence (information only, not contiguous);
     ``last_match`` marks older trades sent once on subscribing (Exchange ``last_match``,
     Advanced Trade ``market_trades`` snapshots)."""
@@ -57,8 +56,7 @@ class Trade:
     last_match: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
+class Heartbeat(NamedTuple):
     """A liveness beat. Exchange: per product, with ``last_trade_id``. Advanced Trade: per
     connection (``product`` is None), with the server's ``counter``."""
 
@@ -69,16 +67,14 @@ class Heartbeat:
     counter: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Subscriptions:
+class Subscriptions(NamedTuple):
     """The server's subscription ack: channel name -> product ids."""
 
     channels: tuple[tuple[str, tuple[str, ...]], ...]
     received_us: int
 
 
-@dataclass(frozen=True, slots=True)
-class FeedError:
+class FeedError(NamedTuple):
     """An ``error`` message from the server (e.g. a refused subscription)."""
 
     message: str

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from tqdm import tqdm
 
 from quotewatch.ingest.parser import Feed, detect_feed
 from quotewatch.ingest.session import FeedSession, Frame
 
 DETECT_LINES = 1000
-_decode = json.JSONDecoder().decode
+_decode = orjson.loads  # several times faster than json's, on every line
 # How many frames an as-fast-as-possible replay handles between yields to the event loop.
 _YIELD_EVERY = 1000
 
@@ -44,7 +45,7 @@ class ReplayResult:
 def _line_frame(line: bytes) -> tuple[int | None, Frame]:
     """A recorded line -> (receive time in µs or None, frame)."""
     try:
-        obj: Any = _decode(line.decode("utf-8"))
+        obj: Any = _decode(line)
     except ValueError:
         return None, line.decode("utf-8", "replace").rstrip("\r\n")
     if type(obj) is dict and len(obj) == 2 and "msg" in obj and "ts" in obj:

@@ -6,6 +6,10 @@ the GIL. Readers (the dashboard's threads) call `StateStore.current()` and get a
 never changes under them: every field is frozen, sequences are tuples and mappings are read-only
 proxies. Nothing here takes a lock, so a slow reader can never stall the feed.
 
+The per-message types (`ProductState`, `Snapshot`, `Candle`, `TradeView`) are NamedTuples, which
+are built in a quarter of the time of a frozen dataclass; the rarely rebuilt ones stay frozen
+dataclasses.
+
 Prices in the snapshot are floats: it is a view for display. Exact prices (Decimal) live in the
 order book and in storage.
 """
@@ -16,6 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import NamedTuple
 
 _EMPTY: Mapping[str, float] = MappingProxyType({})
 
@@ -25,8 +30,7 @@ def frozen_mapping(values: Mapping[str, float] | None = None) -> Mapping[str, fl
     return MappingProxyType(dict(values)) if values else _EMPTY
 
 
-@dataclass(frozen=True, slots=True)
-class Candle:
+class Candle(NamedTuple):
     """OHLC of the mid price over one interval starting at `start_us` (exchange time)."""
 
     start_us: int
@@ -36,8 +40,7 @@ class Candle:
     close: float
 
 
-@dataclass(frozen=True, slots=True)
-class TradeView:
+class TradeView(NamedTuple):
     """One trade as the dashboard shows it; `taker_side` is "buy" or "sell"."""
 
     time_us: int
@@ -57,8 +60,7 @@ class ModelState:
     weights: Mapping[str, float] = field(default_factory=lambda: _EMPTY)  # per feature, scaled
 
 
-@dataclass(frozen=True, slots=True)
-class ProductState:
+class ProductState(NamedTuple):
     """The latest view of one product."""
 
     product: str
@@ -86,8 +88,7 @@ class FeedStatus:
     detail: str = ""  # human-readable status, e.g. the last reconnect reason
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """Everything the dashboard shows, as of `created_at` (wall clock, seconds)."""
 
     created_at: float

@@ -7,13 +7,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 from qw_metrics import counted
 
 from quotewatch.events import Event
@@ -22,7 +21,10 @@ from quotewatch.ingest.invalid import BadMessage, Invalid, InvalidReason, RateLi
 from quotewatch.metrics import MESSAGES_INVALID, MESSAGES_RECEIVED
 
 _log = RateLimitedLog(logging.getLogger(__name__))
-_decode = json.JSONDecoder().decode
+# orjson: a frame decodes in a third of the stdlib's time, which is a tenth of a message's cost.
+# It is also stricter (NaN, lone surrogates, integers beyond 64 bits), and such frames are
+# malformed anyway.
+_decode = orjson.loads
 
 
 class Feed(StrEnum):
@@ -32,8 +34,7 @@ class Feed(StrEnum):
     ADVANCED = "advanced"
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
+class Parsed(NamedTuple):
     """A valid frame: its message type (``type`` or ``channel``), events and sequence_num."""
 
     type: str
@@ -117,8 +118,8 @@ def parse_frame(frame: str | bytes | dict[str, Any], received_us: int, feed: Fee
         msg: Any = frame
     else:
         try:
-            msg = _decode(frame if isinstance(frame, str) else frame.decode("utf-8"))
-        except (ValueError, RecursionError) as exc:
+            msg = _decode(frame)
+        except ValueError as exc:
             return _rejected(Invalid("unknown", InvalidReason.MALFORMED_JSON, str(exc)), feed)
     if type(msg) is not dict:
         return _rejected(Invalid("unknown", InvalidReason.NOT_AN_OBJECT, type(msg).__name__), feed)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from qw_metrics import timed
@@ -36,6 +36,37 @@ FEATURE_NAMES: tuple[str, ...] = (
     "volatility",
     "trade_imbalance",
 )
+_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+class FeatureVector(Mapping[str, float]):
+    """One feature vector as a read-only mapping name -> value, in `FEATURE_NAMES` order.
+
+    The state snapshot carries one per book update; wrapping the values tuple costs a third of
+    building a dict and a MappingProxyType over it.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: tuple[float, ...]) -> None:
+        if len(values) != len(FEATURE_NAMES):
+            raise ValueError(
+                f"expected {len(FEATURE_NAMES)} values ({', '.join(FEATURE_NAMES)}), "
+                f"got {len(values)}"
+            )
+        self._values = values
+
+    def __getitem__(self, name: str) -> float:
+        return self._values[_INDEX[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FEATURE_NAMES)
+
+    def __len__(self) -> int:
+        return len(FEATURE_NAMES)
+
+    def __repr__(self) -> str:
+        return f"FeatureVector({dict(self)!r})"
 
 
 @dataclass(frozen=True, slots=True)

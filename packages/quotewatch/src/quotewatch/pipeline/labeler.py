@@ -16,15 +16,14 @@ the pipeline counts them in `labeler_evictions_total` (see `Pipeline.report_coun
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from qw_metrics import timed, track_buffer
 
 LABELER_CAPACITY = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(NamedTuple):
     """One feature vector waiting for its label."""
 
     time_us: int
@@ -34,16 +33,14 @@ class Sample:
     received_us: int = 0  # when the message the sample came from was received
 
 
-@dataclass(frozen=True, slots=True)
-class Labelled:
+class Labelled(NamedTuple):
     """A sample with its label (0 or 1)."""
 
     sample: Sample
     label: int
 
 
-@dataclass(frozen=True, slots=True)
-class LabelResult:
+class LabelResult(NamedTuple):
     """What one `Labeler.update` did."""
 
     labelled: tuple[Labelled, ...]

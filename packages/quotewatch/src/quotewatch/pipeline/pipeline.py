@@ -37,7 +37,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from types import MappingProxyType
 from typing import Protocol
 
 from qw_metrics import counted, recorded, timed
@@ -53,7 +52,12 @@ from quotewatch.metrics import (
 )
 from quotewatch.pipeline.candles import CandleBuilder
 from quotewatch.pipeline.classifier import OnlineClassifier
-from quotewatch.pipeline.features import FEATURE_NAMES, FeatureConfig, FeatureExtractor
+from quotewatch.pipeline.features import (
+    FEATURE_NAMES,
+    FeatureConfig,
+    FeatureExtractor,
+    FeatureVector,
+)
 from quotewatch.pipeline.labeler import Labeler, LabelResult, Sample
 from quotewatch.pipeline.trades import TradeBuffer
 from quotewatch.state import FeedStatus, ProductState, StateStore, TradeView
@@ -314,7 +318,6 @@ class Pipeline:
             stats.predictions += 1
             if probability >= 0.5:
                 stats.predicted_ones += 1
-        named = dict(zip(FEATURE_NAMES, features, strict=True))
         if self.sink is not None:
             self._write(
                 prod, time_us=time_us, received_us=received_us, bids=bids, asks=asks, mid=mid,
@@ -331,7 +334,7 @@ class Pipeline:
                 ask,
                 mid,
                 ask - bid,
-                MappingProxyType(named),
+                FeatureVector(features),
                 probability,
                 prod.classifier.state(),
                 prod.candles.candles(),
@@ -355,10 +358,8 @@ class Pipeline:
             self._write_trade(trade)
         if prod.state is not None:
             self._publish(
-                replace(
-                    prod.state,
-                    updated_at=time.time(),
-                    trades=prod.trades.recent(self.config.trades_shown),
+                prod.state._replace(
+                    updated_at=time.time(), trades=prod.trades.recent(self.config.trades_shown)
                 )
             )
 
