@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from quotewatch.events import BookSnapshot, BookUpdate, FeedError, Heartbeat, Subscriptions, Trade
-from quotewatch.ingest.invalid import Invalid, InvalidReason
+from quotewatch.ingest import fields
+from quotewatch.ingest.invalid import BadMessage, Invalid, InvalidReason
 from quotewatch.ingest.parser import Feed, Parsed, detect_feed, parse_frame
 from support.coinbase_messages import ADVANCED, EXCHANGE
 
@@ -177,3 +181,32 @@ def test_detect_feed_from_shapes() -> None:
     assert detect_feed([1, EXCHANGE["subscriptions"], ADVANCED["l2_update"]]) is Feed.EXCHANGE
     assert detect_feed([{"type": "error"}, ADVANCED["heartbeats"]]) is Feed.ADVANCED
     assert detect_feed([{"x": 1}, {"type": []}]) is None
+
+
+@given(
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)),
+    st.sampled_from(["%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%f+00:00"]),
+)
+def test_time_fast_path_agrees_with_the_general_parser(moment: datetime, form: str) -> None:
+    text = moment.strftime(form)
+    expected = (moment.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+        microseconds=1
+    )
+    if ".%f" not in form:
+        expected -= moment.microsecond
+    assert fields.time_us(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-01-01T00:00:01.07324xZ",
+        "2026-13-01T00:00:01.073249Z",
+        "1999-12-31T23:59:59.000000Z",
+        "2026-01-01T00:00:01.0732٣9Z",
+    ],
+)
+def test_near_misses_of_the_fast_time_form_are_bad_times(text: str) -> None:
+    with pytest.raises(BadMessage) as caught:
+        fields.time_us(text)
+    assert caught.value.reason is InvalidReason.BAD_TIME

@@ -2,9 +2,10 @@
 cost per observation.
 
 Each thread observes into its own shard (a plain list), so an observation takes no lock and no
-allocation; collection sums the shards. Exposition is sample-for-sample what prometheus_client
-produces for a Histogram with the same name, labels, buckets and observations, `_created`
-included.
+allocation; collection sums the shards. Most observations of a well-bucketed latency land in the
+first bucket, so that one is checked with a single comparison before any binary search.
+Exposition is sample-for-sample what prometheus_client produces for a Histogram with the same
+name, labels, buckets and observations, `_created` included.
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ def prepare_buckets(buckets: Sequence[float]) -> tuple[float, ...]:
 class HistogramChild:
     """One series of a Histogram: observe values into it."""
 
-    __slots__ = ("_bounds", "_created", "_local", "_lock", "_retired", "_shards")
+    __slots__ = ("_bounds", "_created", "_first", "_local", "_lock", "_retired", "_shards")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self._bounds = bounds
+        self._first = bounds[0]
         self._local = threading.local()
         self._lock = threading.Lock()
         # (thread, shard) per thread that observed; a shard is bucket counts then the sum.
@@ -70,7 +72,10 @@ class HistogramChild:
             shard: list[float] = self._local.shard
         except AttributeError:
             shard = self._new_shard()
-        shard[bisect_left(self._bounds, amount)] += 1
+        if amount <= self._first:
+            shard[0] += 1
+        else:
+            shard[bisect_left(self._bounds, amount)] += 1
         shard[-1] += amount
 
     def hot_path(self) -> tuple[threading.local, tuple[float, ...], Callable[[], list[float]]]:
@@ -128,7 +133,10 @@ try:
     _qw_shard = _qw_local.shard
 except AttributeError:
     _qw_shard = _qw_new_shard()
-_qw_shard[_qw_bisect(_qw_bounds, __VALUE__)] += 1
+if __VALUE__ <= _qw_first:
+    _qw_shard[0] += 1
+else:
+    _qw_shard[_qw_bisect(_qw_bounds, __VALUE__)] += 1
 _qw_shard[-1] += __VALUE__
 """
 
@@ -137,8 +145,8 @@ def inline_observe_names(child: HistogramChild) -> dict[str, object]:
     """The globals INLINE_OBSERVE needs to observe into `child`."""
     local, bounds, new_shard = child.hot_path()
     return {
-        "_qw_local": local, "_qw_bounds": bounds, "_qw_new_shard": new_shard,
-        "_qw_bisect": bisect_left,
+        "_qw_local": local, "_qw_bounds": bounds, "_qw_first": bounds[0],
+        "_qw_new_shard": new_shard, "_qw_bisect": bisect_left,
     }  # fmt: skip
 
 

@@ -236,6 +236,7 @@ class _LeanTimed(Timed):
     __slots__ = ()
     _local: ClassVar[threading.local]
     _bounds: ClassVar[tuple[float, ...]]
+    _first: ClassVar[float]
     _new_shard: ClassVar[staticmethod[[], list[float]]]
 
     def __exit__(
@@ -249,7 +250,10 @@ class _LeanTimed(Timed):
             shard: list[float] = self._local.shard
         except AttributeError:
             shard = self._new_shard()
-        shard[bisect_left(self._bounds, elapsed)] += 1
+        if elapsed <= self._first:
+            shard[0] += 1
+        else:
+            shard[bisect_left(self._bounds, elapsed)] += 1
         shard[-1] += elapsed
 
 
@@ -328,7 +332,10 @@ def _timer_class(plan: _Plan) -> type[Timed]:
         child = _lean_child(plan)
         if child is not None:
             local, bounds, new_shard = child.hot_path()
-            namespace = {"_local": local, "_bounds": bounds, "_new_shard": staticmethod(new_shard)}
+            namespace = {
+                "_local": local, "_bounds": bounds, "_first": bounds[0],
+                "_new_shard": staticmethod(new_shard),
+            }  # fmt: skip
             return type("Timed", (_LeanTimed,), {"__slots__": (), "_plan": plan, **namespace})
         base = Timed
     return type(base.__name__, (base,), {"__slots__": (), "_plan": plan})
