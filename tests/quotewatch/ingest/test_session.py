@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from prometheus_client import REGISTRY
 from quotewatch.events import BookUpdate, Event, Trade
 from quotewatch.ingest.parser import Feed
-from quotewatch.ingest.session import FeedSession, Resync
+from quotewatch.ingest.session import REPORT_EVERY_US, FeedSession, Resync
 from quotewatch.summary import build_summary
 from support.coinbase_messages import ADVANCED, EXCHANGE
 
@@ -124,3 +125,22 @@ def test_consumers_get_events_with_receive_times() -> None:
     session.handle_frame(EXCHANGE["match"], 222)
     assert [e.received_us for e in got] == [111, 222]
     assert isinstance(got[1], Trade)
+
+
+def test_frames_are_counted_by_type_at_most_every_quarter_second_of_receive_time() -> None:
+    def received() -> float:
+        return sample("coinbase_messages_received_total", type="l2update")
+
+    session = FeedSession(Feed.EXCHANGE, products=("BTC-USD",))
+    rx = 1_700_000_000_000_000
+    before = received()
+    session.handle_frame(json.dumps(EXCHANGE["l2update"]), rx)  # the first report is at once
+    assert received() == before + 1
+    session.handle_frame(EXCHANGE["l2update"], rx + REPORT_EVERY_US - 1)
+    assert received() == before + 1  # not yet due
+    session.handle_frame(EXCHANGE["l2update"], rx + REPORT_EVERY_US)
+    assert received() == before + 3
+    session.handle_frame(EXCHANGE["l2update"], rx + REPORT_EVERY_US + 1)
+    session.report_counts()  # what the runner and a replay do at the end
+    assert received() == before + 4
+    assert session.stats.messages["l2update"] == 4

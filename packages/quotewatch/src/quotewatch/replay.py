@@ -121,6 +121,7 @@ async def replay(
                 if frames % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
     finally:
+        session.report_counts()
         if bar is not None:
             bar.close()
     return ReplayResult(frames, time.monotonic() - started)

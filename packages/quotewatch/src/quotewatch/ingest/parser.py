@@ -1,8 +1,8 @@
 """One entry point for both feeds: a raw frame in, a `Parsed` or an `Invalid` result out.
 
-`parse_frame` never raises on bad input. Its decorators count every frame in
-``coinbase_messages_received_total{type}`` and every rejected one in
-``coinbase_messages_invalid_total{reason}``; rejections are also logged at a limited rate.
+`parse_frame` never raises on bad input. Every rejected frame is counted in
+``coinbase_messages_invalid_total{reason}`` and logged at a limited rate. (Frames received are
+counted by type by `FeedSession`, in batches.)
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from qw_metrics import counted
 from quotewatch.events import Event
 from quotewatch.ingest import parse_advanced, parse_exchange
 from quotewatch.ingest.invalid import BadMessage, Invalid, InvalidReason, RateLimitedLog
-from quotewatch.metrics import MESSAGES_INVALID, MESSAGES_RECEIVED
+from quotewatch.metrics import MESSAGES_INVALID
 
 _log = RateLimitedLog(logging.getLogger(__name__))
 # orjson: a frame decodes in a third of the stdlib's time, which is a tenth of a message's cost.
@@ -111,7 +111,6 @@ def _rejected(invalid: Invalid, feed: Feed) -> Invalid:
     return invalid
 
 
-@counted(MESSAGES_RECEIVED, labels_from_result=lambda result: result.type)
 def parse_frame(frame: str | bytes | dict[str, Any], received_us: int, feed: Feed) -> ParseResult:
     """Parse one frame (raw JSON text or an already decoded object) of ``feed``."""
     if isinstance(frame, dict):

@@ -213,6 +213,7 @@ class Runner:
         """Drain the pipeline, flush storage, push metrics a last time, stop serving; return
         the run summary. The feed must already be stopped."""
         duration = time.monotonic() - self._started
+        self.session.report_counts()
         self.pipeline.close()
         counts = None
         if self.writer is not None:
