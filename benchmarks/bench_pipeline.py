@@ -66,6 +66,7 @@ def child_throughput(recording: Path) -> None:
     from quotewatch.ingest.parser import Feed
     from quotewatch.ingest.session import FeedSession
     from quotewatch.pipeline.pipeline import Pipeline, PipelineConfig
+    from quotewatch.pipeline.process_tuning import tuned_for_feed
     from quotewatch.replay import replay
     from quotewatch.state import StateStore
     from quotewatch.storage.catalog import CatalogConfig
@@ -84,9 +85,11 @@ def child_throughput(recording: Path) -> None:
             books=session.books, replay=True,
         )  # fmt: skip
         session.consumers.append(pipeline.process)  # type: ignore[arg-type]
-        cpu, wall = time.process_time(), time.perf_counter()
-        result = asyncio.run(replay(recording, session, speed=0.0))
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        # The process settings `quotewatch run` and `demo` apply (GC thresholds, switch interval).
+        with tuned_for_feed():
+            cpu, wall = time.process_time(), time.perf_counter()
+            result = asyncio.run(replay(recording, session, speed=0.0))
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         pipeline.close()
         stats = pipeline.stats
         print(json.dumps({

@@ -16,9 +16,9 @@ Threading model
 - **Metrics pusher threads** (`MetricsPusher`, when a push URL is set): collect the registry
   and send remote-write requests on their own schedule.
 
-Other threads hold the GIL for at most `SWITCH_INTERVAL` (0.5 ms, not Python's default 5 ms)
-before the loop gets it back, and objects alive at start-up are moved out of the garbage
-collector's reach (`gc.freeze`) so full collections stay short: both bound the latency tail.
+For the run, `process_tuning.tuned_for_feed` shortens the GIL switch interval (other threads
+give the loop the GIL back within 0.5 ms), freezes the objects alive at start-up out of the
+garbage collector's reach and collects young objects less often: all bound the latency tail.
 
 Shutdown (SIGINT, SIGTERM, `--duration`, or the end of a replay), in this order: stop the feed
 (cancel its task), drain the pipeline (`Pipeline.close`: predictions still waiting for a label
@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -51,6 +49,7 @@ from quotewatch.ingest.session import Consumer, FeedSession
 from quotewatch.metrics import exposition
 from quotewatch.pipeline.loop_lag import probe_loop_lag
 from quotewatch.pipeline.pipeline import Pipeline, PipelineConfig
+from quotewatch.pipeline.process_tuning import tuned_for_feed
 from quotewatch.pipeline.summary import pipeline_summary
 from quotewatch.state import StateStore
 from quotewatch.storage.writer import StorageWriter
@@ -59,7 +58,6 @@ from quotewatch.summary import build_summary
 log = logging.getLogger(__name__)
 
 STORAGE_CLOSE_TIMEOUT = 30.0
-SWITCH_INTERVAL = 0.0005
 
 
 @dataclass(frozen=True)
@@ -180,14 +178,27 @@ class Runner:
                 installed.append(sig)
         if self.server is None:
             self.start_services()
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL)
-        gc.freeze()
-        self._started = time.monotonic()
+        failure: BaseException | None = None
+        try:
+            with tuned_for_feed():
+                self._started = time.monotonic()
+                failure = await self._feed_until_stopped(feed, stop)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            summary = self.shutdown()
+        if failure is not None:
+            raise failure
+        return summary
+
+    async def _feed_until_stopped(
+        self, feed: Callable[[], Awaitable[object]], stop: asyncio.Event
+    ) -> BaseException | None:
+        """Run the feed and the loop-lag probe until the feed ends, `stop` is set or the
+        duration passes; return the feed's exception, if it raised one."""
         feed_task = asyncio.create_task(_run_feed(feed), name="qw-feed")
         lag_task = asyncio.create_task(probe_loop_lag(), name="qw-loop-lag")
         stop_task = asyncio.create_task(stop.wait(), name="qw-stop")
-        failure: BaseException | None = None
         try:
             done, _ = await asyncio.wait(
                 {feed_task, stop_task},
@@ -195,19 +206,12 @@ class Runner:
                 return_when=asyncio.FIRST_COMPLETED,
             )
             if feed_task in done and not feed_task.cancelled():
-                failure = feed_task.exception()
+                return feed_task.exception()
+            return None
         finally:
             for task in (feed_task, lag_task, stop_task):
                 task.cancel()
             await asyncio.gather(feed_task, lag_task, stop_task, return_exceptions=True)
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-            sys.setswitchinterval(switch_interval)
-            gc.unfreeze()
-            summary = self.shutdown()
-        if failure is not None:
-            raise failure
-        return summary
 
     def shutdown(self) -> dict[str, Any]:
         """Drain the pipeline, flush storage, push metrics a last time, stop serving; return
