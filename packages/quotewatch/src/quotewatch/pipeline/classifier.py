@@ -2,9 +2,9 @@
 
 A `StandardScaler` and an `SGDClassifier(loss="log_loss")`, both trained with `partial_fit` in
 mini-batches of labelled samples. One partial_fit of the pair costs about 0.8 ms whatever the
-batch size (sklearn's validation dominates), so the default batch is 256 samples: training then
-costs about 3 µs per message amortised and touches under 1% of messages, which keeps it out of
-the p99 latency.
+batch size (sklearn's validation dominates), so the default batch is 512 samples: training then
+costs under 2 µs per message amortised and touches 0.2% of messages, which keeps it out of the
+p99 latency.
 
 Predictions do not call sklearn. After each mini-batch the scaler is folded into the model's
 coefficients (w_j / scale_j, and b - sum w_j * mean_j / scale_j), and `predict` is a dot product
@@ -67,7 +67,7 @@ class OnlineClassifier:
         self,
         feature_names: Sequence[str],
         *,
-        batch_size: int = 256,
+        batch_size: int = 512,
         warmup_per_class: int = 100,
         accuracy_window: int = 500,
         random_state: int = 0,
@@ -80,7 +80,11 @@ class OnlineClassifier:
         self.batch_size = batch_size
         self.warmup_per_class = warmup_per_class
         self._scaler = StandardScaler()
-        self._model = SGDClassifier(loss="log_loss", random_state=random_state)
+        # A generator, not the seed: from a seed sklearn builds a new one on every partial_fit,
+        # an eighth of its cost. Runs stay reproducible from `random_state`.
+        self._model = SGDClassifier(
+            loss="log_loss", random_state=np.random.RandomState(random_state)
+        )
         self._pending_x: list[tuple[float, ...]] = []
         self._pending_y: list[int] = []
         self._counts = [0, 0]

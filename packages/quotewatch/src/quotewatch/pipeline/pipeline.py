@@ -61,11 +61,11 @@ from quotewatch.pipeline.features import (
 from quotewatch.pipeline.labeler import Labeler, LabelResult, Sample
 from quotewatch.pipeline.trades import TradeBuffer
 from quotewatch.state import FeedStatus, ProductState, StateStore, TradeView
+from quotewatch.storage.tables import BOOK_DEPTH
 from quotewatch.table_names import TABLE_NAMES
 
 # How often the feed status in the snapshot is refreshed; per message would cost for nothing.
 _FEED_STATUS_EVERY = 0.25
-BOOK_LEVELS = 10  # levels per side stored in raw_orderbook
 
 
 class RowSink(Protocol):
@@ -113,7 +113,7 @@ class PipelineConfig:
     label_threshold: float = 0.0001  # 0.01%
     labeler_capacity: int = 1000
     trade_capacity: int = 1000
-    batch_size: int = 256
+    batch_size: int = 512
     warmup_per_class: int = 100
     candle_interval_us: int = 1_000_000
     candles_kept: int = 120
@@ -216,7 +216,7 @@ class Pipeline:
         self.stats = PipelineStats()
         self._reported = PipelineStats()
         self._horizon_s = config.label_horizon_us / 1e6
-        self._levels = max(BOOK_LEVELS, config.features.levels_needed)
+        self._levels = max(BOOK_DEPTH, config.features.levels_needed)
         self._floats = _FloatCache()
         self._feed = FeedStatus(source=source, connected=False)
         self._feed_at = 0.0
@@ -394,7 +394,8 @@ class Pipeline:
         sink = self.sink
         assert sink is not None
         product = prod.product
-        sink.submit_orderbook(product, time_us, received_us, bids[:BOOK_LEVELS], asks[:BOOK_LEVELS])
+        # The buffer keeps the first BOOK_DEPTH levels of longer lists: no copies here.
+        sink.submit_orderbook(product, time_us, received_us, bids, asks)
         sink.submit_feature_values(product, time_us, received_us, (mid, *features))
         rows = self.stats.rows
         rows["raw_orderbook"] += 1
@@ -437,9 +438,7 @@ class Pipeline:
         asks: list[Level],
     ) -> None:
         assert self.sink is not None
-        self.sink.submit_orderbook(
-            prod.product, time_us, received_us, bids[:BOOK_LEVELS], asks[:BOOK_LEVELS]
-        )
+        self.sink.submit_orderbook(prod.product, time_us, received_us, bids, asks)
         self.stats.rows["raw_orderbook"] += 1
 
     @timed(stage="writer")
