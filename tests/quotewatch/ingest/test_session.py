@@ -69,6 +69,9 @@ def test_trade_ids_heartbeats_and_gauges() -> None:
     assert REGISTRY.get_sample_value("coinbase_messages_missed_total", trade_id) == 1
     assert REGISTRY.get_sample_value("coinbase_sequence_gaps_total", beat) == 1
     assert REGISTRY.get_sample_value("coinbase_messages_missed_total", beat) == 3
+    # The gauges are set when the session reports (every 0.25 s of receive time, and at the end).
+    assert sample("coinbase_last_trade_id", product=product) == 0  # all within 0.25 s
+    session.report_counts()
     assert sample("coinbase_last_trade_id", product=product) == 18
     assert sample("coinbase_match_sequence", product=product) == 201390075
     stats = session.trades.tracker.stats(product)

@@ -17,6 +17,10 @@
   snapshot that comes before its subscriptions ack is also numbered before it), so a jump is a
   gap at once and ``on_gap`` fires (the session resubscribes level2). An old number is a
   duplicate, or late if it was missing.
+
+The gauges of the newest trade per product (`coinbase_last_trade_id`, `coinbase_match_sequence`)
+matter only when read, so `TradeGaps.report` sets them from the newest trades when the session
+reports its counts, not on every trade.
 """
 
 from __future__ import annotations
@@ -50,8 +54,15 @@ class TradeSeen:
     kind: SequenceKind
 
 
-def _product_labels(seen: TradeSeen) -> Mapping[str, str]:
-    return {"product": seen.trade.product}
+def _product_labels(trade: Trade) -> Mapping[str, str]:
+    return {"product": trade.product}
+
+
+@recorded(LAST_TRADE_ID, value=lambda t: t.trade_id, labels_from_result=_product_labels)
+@recorded(MATCH_SEQUENCE, value=lambda t: t.sequence, labels_from_result=_product_labels)
+def _newest(trade: Trade) -> Trade:
+    """The newest trade of its product, for its gauges."""
+    return trade
 
 
 class TradeGaps:
@@ -64,12 +75,12 @@ class TradeGaps:
             labels=lambda product: {"product": product, "source": "trade_id"},
         )
         self._heartbeat_ids: dict[str, int] = {}
+        self._newest: dict[str, Trade] = {}  # since the last report
         self.heartbeat_gaps: dict[str, list[Gap]] = {}
 
-    @recorded(LAST_TRADE_ID, value=lambda s: s.trade.trade_id, labels_from_result=_product_labels)
-    @recorded(MATCH_SEQUENCE, value=lambda s: s.trade.sequence, labels_from_result=_product_labels)
     def trade(self, trade: Trade) -> TradeSeen:
         """Observe one trade's id."""
+        self._newest[trade.product] = trade
         return TradeSeen(trade, self.tracker.observe(trade.product, trade.trade_id).kind)
 
     @counted(SEQUENCE_GAPS, labels_from_result=_heartbeat_labels)
@@ -91,6 +102,12 @@ class TradeGaps:
             return None
         self.heartbeat_gaps.setdefault(beat.product, []).append(gap)
         return HeartbeatGap(beat.product, gap)
+
+    def report(self) -> None:
+        """Set the newest-trade gauges of the products that traded since the last report."""
+        for trade in self._newest.values():
+            _newest(trade)
+        self._newest.clear()
 
     def reconnected(self) -> None:
         """Forget heartbeat history: the previous connection's beats say nothing about this one."""

@@ -16,6 +16,7 @@ replay (`quotewatch.replay`), so both paths behave identically. Per frame:
 Frames are counted by type in `stats.messages`, and the increments are added to
 ``coinbase_messages_received_total{type}`` by `report_counts` at most every 0.25 s of receive
 time (and at the end of a run): a decorated call per frame cost more than parsing a small one.
+The newest-trade gauges are set at the same time.
 
 Resubscriptions are queued in `pending_resyncs`; the live client sends them, a replay only
 counts them (the snapshot that followed in the recording then refreshes the book).
@@ -154,7 +155,9 @@ class FeedSession:
         return result
 
     def report_counts(self) -> None:
-        """Add the frames received since the last report to their counters."""
+        """Add the frames received since the last report to their counters, and set the
+        newest-trade gauges."""
+        self.trades.report()
         reported = self._reported
         for kind, frames in self.stats.messages.items():
             if frames != reported[kind]:
