@@ -47,3 +47,7 @@ def test_state_store_swaps_whole_snapshots_and_old_ones_never_change() -> None:
         second.products["X"] = product("X", 1.0)  # type: ignore[index]
     with pytest.raises(dataclasses.FrozenInstanceError):
         second.feed.connected = False  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        second.products["BTC-USD"].mid = 1.0  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        second.created_at = 0.0  # type: ignore[misc]

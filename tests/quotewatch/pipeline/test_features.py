@@ -9,7 +9,13 @@ import statistics
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from quotewatch.pipeline.features import FEATURE_NAMES, FeatureConfig, FeatureExtractor, RollingStd
+from quotewatch.pipeline.features import (
+    FEATURE_NAMES,
+    FeatureConfig,
+    FeatureExtractor,
+    FeatureVector,
+    RollingStd,
+)
 from quotewatch.pipeline.trades import TradeBuffer
 from quotewatch.state import TradeView
 
@@ -122,3 +128,16 @@ def test_trade_buffer_capacity_defaults_to_1000() -> None:
 def test_bad_config_is_named() -> None:
     with pytest.raises(ValueError, match="depth_levels"):
         FeatureConfig(depth_levels=0)
+
+
+def test_feature_vector_is_a_read_only_mapping_in_name_order() -> None:
+    values = tuple(float(i) for i in range(len(FEATURE_NAMES)))
+    vector = FeatureVector(values)
+    assert list(vector) == list(FEATURE_NAMES)
+    assert dict(vector) == dict(zip(FEATURE_NAMES, values, strict=True))
+    assert vector["depth"] == values[FEATURE_NAMES.index("depth")]
+    assert vector.get("no such feature") is None
+    with pytest.raises(TypeError):
+        vector["depth"] = 1.0  # type: ignore[index]
+    with pytest.raises(ValueError, match="expected 6 values"):
+        FeatureVector((1.0, 2.0))
