@@ -14,7 +14,7 @@
    latency from frame receipt to the state swap, measured exactly per message by a consumer
    placed after the pipeline. Target: p99 <= 1 ms.
 
-Run: `uv run --locked python benchmarks/bench_pipeline.py [--rounds 5] [--seconds 600]`.
+Run: `uv run --locked python benchmarks/bench_pipeline.py [--rounds 10] [--seconds 600]`.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def layer_costs() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=600.0,
                         help="simulated seconds in the recording")  # fmt: skip
     parser.add_argument("--latency-seconds", type=float, default=20.0)
