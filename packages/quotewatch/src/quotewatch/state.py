@@ -4,7 +4,8 @@ The pipeline (one writer, on the feed's event loop) builds a new `Snapshot` afte
 and publishes it with `StateStore.publish`, a single reference assignment, which is atomic under
 the GIL. Readers (the dashboard's threads) call `StateStore.current()` and get a snapshot that
 never changes under them: every field is frozen, sequences are tuples and mappings are read-only
-proxies. Nothing here takes a lock, so a slow reader can never stall the feed.
+(proxies, or the pipeline's `FeatureVector`). Nothing here takes a lock, so a slow reader can
+never stall the feed.
 
 The per-message types (`ProductState`, `Snapshot`, `Candle`, `TradeView`) are NamedTuples, which
 are built in a quarter of the time of a frozen dataclass; the rarely rebuilt ones stay frozen
