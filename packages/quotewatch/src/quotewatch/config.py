@@ -32,7 +32,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _products(text: str) -> tuple[str, ...]:
+def parse_products(text: str) -> tuple[str, ...]:
+    """Comma-separated product ids, upper-cased; ValueError if there are none."""
     products = tuple(p.strip().upper() for p in text.split(",") if p.strip())
     if not products:
         raise ValueError("needs at least one product, e.g. BTC-USD,ETH-USD")
@@ -64,7 +65,7 @@ class Settings:
     flush_interval: float = _setting("--flush-interval", "QW_FLUSH_INTERVAL", 10.0, _positive_float)
     flush_rows: int = _setting("--flush-rows", "QW_FLUSH_ROWS", 5_000, _positive_int)
     feed: str = _setting("--feed", "QW_FEED", "exchange", _feed)
-    products: tuple[str, ...] = _setting("--products", "QW_PRODUCTS", ("BTC-USD",), _products)
+    products: tuple[str, ...] = _setting("--products", "QW_PRODUCTS", ("BTC-USD",), parse_products)
     host: str = _setting("--host", "QW_HOST", "127.0.0.1")
     port: int = _setting("--port", "QW_PORT", 8050, int)
     push_url: str | None = _setting("--push-url", "GRAFANA_PUSH_URL", None)

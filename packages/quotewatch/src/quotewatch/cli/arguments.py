@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from quotewatch.config import parse_products
+
 
 def positive(text: str) -> float:
     """A number > 0 (seconds, rates)."""
@@ -19,3 +21,11 @@ def probability(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text!r}")
     return value
+
+
+def products(text: str) -> tuple[str, ...]:
+    """Comma-separated product ids, e.g. BTC-USD,ETH-USD."""
+    try:
+        return parse_products(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

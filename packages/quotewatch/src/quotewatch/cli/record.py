@@ -8,7 +8,7 @@ import contextlib
 import logging
 from pathlib import Path
 
-from quotewatch.cli.arguments import positive
+from quotewatch.cli.arguments import positive, products
 from quotewatch.config import ConfigError
 from quotewatch.ingest.auth import ExchangeCredentials
 from quotewatch.ingest.client import FeedClient
@@ -17,13 +17,6 @@ from quotewatch.ingest.session import FeedSession
 from quotewatch.record import Recorder
 
 log = logging.getLogger(__name__)
-
-
-def _products(text: str) -> tuple[str, ...]:
-    products = tuple(p.strip().upper() for p in text.split(",") if p.strip())
-    if not products:
-        raise argparse.ArgumentTypeError("needs at least one product, e.g. BTC-USD,ETH-USD")
-    return products
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--feed", choices=[f.value for f in Feed], default="exchange",
                         help="which Coinbase feed (default exchange)")  # fmt: skip
-    parser.add_argument("--products", type=_products, default=("BTC-USD",),
+    parser.add_argument("--products", type=products, default=("BTC-USD",),
                         help="comma-separated products (default BTC-USD)")  # fmt: skip
     parser.add_argument("--url", default=None,
                         help="websocket URL (default: the feed's production URL)")  # fmt: skip

@@ -10,19 +10,12 @@ import logging
 import sys
 from pathlib import Path
 
-from quotewatch.cli.arguments import probability
+from quotewatch.cli.arguments import probability, products
 from quotewatch.simulate.faults import FaultConfigError, Faults
 from quotewatch.simulate.market import SPECS, UnknownProductError
 from quotewatch.simulate.server import LocalExchange
 
 log = logging.getLogger(__name__)
-
-
-def _products(text: str) -> tuple[str, ...]:
-    products = tuple(p.strip().upper() for p in text.split(",") if p.strip())
-    if not products:
-        raise argparse.ArgumentTypeError("needs at least one product, e.g. BTC-USD,ETH-USD")
-    return products
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
     parser.add_argument(
         "--products",
-        type=_products,
+        type=products,
         default=("BTC-USD", "ETH-USD"),
         help=f"comma-separated products (default BTC-USD,ETH-USD; known: {','.join(SPECS)})",
     )
