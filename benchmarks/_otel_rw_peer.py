@@ -12,11 +12,10 @@ POST). Prints one JSON object.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
-import time
 from importlib.metadata import version
 
+from _cpu_time import median_seconds
 from opentelemetry.exporter.prometheus_remote_write import PrometheusRemoteWriteMetricsExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -39,15 +38,6 @@ PROMETHEUS_BUCKETS = (
     7.5,
     10.0,
 )
-
-
-def median_seconds(func, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.thread_time()
-        func()
-        times.append(time.thread_time() - started)
-    return statistics.median(times)
 
 
 def main() -> None:

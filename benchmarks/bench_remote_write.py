@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _cpu_time import median_seconds
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from qw_metrics.remote_write.encode import WriteRequestEncoder
 
@@ -60,15 +61,6 @@ def build_registry() -> tuple[CollectorRegistry, Callable[[int], None]]:
 
     update(0)
     return registry, update
-
-
-def median_seconds(func: Callable[[], object], rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.thread_time()
-        func()
-        times.append(time.thread_time() - started)
-    return statistics.median(times)
 
 
 def run_ours(rounds: int) -> dict[str, Any]:
