@@ -287,11 +287,16 @@ def _wait_for(condition: object, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def test_backlog_from_an_outage_is_delivered_oldest_first() -> None:
+def _refused_port() -> int:
+    """A loopback port a receiver listened on and no longer does: connections are refused."""
     down = Receiver()
     down.start()
-    port = down.port
-    down.stop()  # connection refused from here on
+    down.stop()
+    return down.port
+
+
+def test_backlog_from_an_outage_is_delivered_oldest_first() -> None:
+    port = _refused_port()
     registry = CollectorRegistry()
     Gauge("rw_up", "up", registry=registry).set(1)
     clock = StepClock()
@@ -315,10 +320,7 @@ def test_backlog_from_an_outage_is_delivered_oldest_first() -> None:
 
 
 def test_full_backlog_drops_the_oldest_and_counts_them() -> None:
-    down = Receiver()
-    down.start()
-    port = down.port
-    down.stop()
+    port = _refused_port()
     registry = CollectorRegistry()
     Gauge("rw_up", "up", registry=registry).set(1)
     clock = StepClock()
@@ -349,10 +351,7 @@ def test_full_backlog_drops_the_oldest_and_counts_them() -> None:
 def test_stop_without_receiver_gives_up_after_flush_timeout(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    down = Receiver()
-    down.start()
-    port = down.port
-    down.stop()
+    port = _refused_port()
     registry = CollectorRegistry()
     Gauge("rw_up", "up", registry=registry).set(1)
     pusher = _pusher(f"http://127.0.0.1:{port}/api/v1/write", registry, flush_timeout=0.2)
