@@ -26,5 +26,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if os.environ.get("QW_REQUIRE_EXTERNAL") == "1":
             pytest.fail(f"QW_REQUIRE_EXTERNAL=1 but this test {reason}", pytrace=False)
         pytest.skip(reason)
+    if item.get_closest_marker("speedups") is not None and not _speedups_built():
+        reason = (
+            "needs qw_metrics' C extension, compiled at install when a C compiler is present: "
+            "apt-get install gcc libc6-dev, then uv sync --reinstall-package qw-metrics"
+        )
+        if os.environ.get("QW_REQUIRE_EXTERNAL") == "1":
+            pytest.fail(f"QW_REQUIRE_EXTERNAL=1 but this test {reason}", pytrace=False)
+        pytest.skip(reason)
     if item.get_closest_marker("soak") is not None and os.environ.get("QW_SOAK") != "1":
         pytest.skip("soak test: set QW_SOAK=1 to run it")
+
+
+def _speedups_built() -> bool:
+    from qw_metrics import _native
+
+    return _native.BUILT

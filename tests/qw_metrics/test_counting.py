@@ -10,6 +10,8 @@ import qw_metrics
 from prometheus_client import CollectorRegistry, Counter, Gauge, Summary
 from qw_metrics import RollingRate, counted, recorded
 
+pytestmark = pytest.mark.usefixtures("implementation")
+
 
 @pytest.fixture
 def registry() -> CollectorRegistry:

@@ -12,6 +12,8 @@ import qw_metrics
 from prometheus_client import CollectorRegistry, Counter, Gauge, Summary
 from qw_metrics import StageConfigError, configure_stages, timed
 
+pytestmark = pytest.mark.usefixtures("implementation")
+
 STAGE = "pipeline_callback_duration_seconds"
 
 
@@ -323,15 +325,15 @@ def test_configure_stages_after_use_must_match(registry: CollectorRegistry) -> N
         configure_stages(CollectorRegistry(), name="bad name")
 
 
-def test_default_registry() -> None:
-    @timed(stage="qw_test_default_registry")
+def test_default_registry(implementation: str) -> None:
+    stage = f"qw_test_default_registry_{implementation}"
+
+    @timed(stage=stage)
     def f() -> None:
         pass
 
     f()
-    value = prometheus_client.REGISTRY.get_sample_value(
-        f"{STAGE}_count", {"stage": "qw_test_default_registry"}
-    )
+    value = prometheus_client.REGISTRY.get_sample_value(f"{STAGE}_count", {"stage": stage})
     assert value == 1
 
 

@@ -15,6 +15,7 @@ from prometheus_client import Gauge as PromGauge
 from prometheus_client import Histogram as PromHistogram
 from prometheus_client import Summary as PromSummary
 
+from . import _native
 from ._children import (
     CallLabels,
     PerCallChildren,
@@ -25,11 +26,12 @@ from ._children import (
 )
 from ._forwarding import compile_wrapper, fill
 from ._report import report_once
+from ._sharded import INLINE_OBSERVE, ShardedCounts, inline_observe_names
 from ._wrapping import check_decoratable, unwrap_descriptor
 from .budget import series_budget
 from .config import instrumentation_disabled
 from .counter import Counter, CounterChild
-from .histogram import INLINE_OBSERVE, Histogram, HistogramChild, inline_observe_names
+from .histogram import Histogram, HistogramChild
 from .rolling_rate import RollingRate
 
 P = ParamSpec("P")
@@ -195,7 +197,8 @@ if _qw_labels is not None:
 """
 _FIXED = fill(_AFTER_CALL, record="_qw_record(_qw_amount)")
 _VALUE = fill(_AFTER_CALL, record=fill(_IF_VALUE, record="_qw_record(_qw_number)"))
-# _VALUE into a lean histogram, its observe inlined.
+# _VALUE into a lean histogram's pure-Python counts, their observe inlined (where the C
+# speedups are built, the C ObservedCall does this instead).
 _OBSERVE = fill(
     _AFTER_CALL,
     record=fill(_IF_VALUE, record=INLINE_OBSERVE.replace("__VALUE__", "_qw_number")),
@@ -228,7 +231,11 @@ def _sync_call(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:
         return compile_wrapper(_FIXED, func, names)
     child = getattr(plan.record, "__self__", None)
     if type(child) is HistogramChild:
-        return compile_wrapper(_OBSERVE, func, {**names, **inline_observe_names(child)})
+        counts = child.counts
+        if isinstance(counts, ShardedCounts):
+            return compile_wrapper(_OBSERVE, func, {**names, **inline_observe_names(counts)})
+        on_error = functools.partial(report_once, plan.site, _message(plan))
+        return _native.ObservedCall(func, counts, value=amount, on_error=on_error)
     return compile_wrapper(_VALUE, func, names)
 
 

@@ -1,9 +1,8 @@
 """A lean histogram: the same exposition as prometheus_client's Histogram at a fraction of the
 cost per observation.
 
-Each thread observes into its own shard (a plain list), so an observation takes no lock and no
-allocation; collection sums the shards. Most observations of a well-bucketed latency land in the
-first bucket, so that one is checked with a single comparison before any binary search.
+A series keeps its counts in C (`_speedups.Counts`) where the extension is built, else in
+per-thread shards (`_sharded.ShardedCounts`); both count every value into the same bucket.
 Exposition is sample-for-sample what prometheus_client produces for a Histogram with the same
 name, labels, buckets and observations, `_created` included.
 """
@@ -12,10 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
 import time
-import weakref
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
@@ -24,8 +20,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
+from . import _native
 from ._lean import LeanMetric
 from ._names import validate_label_names, validate_metric_name
+from ._sharded import ShardedCounts
 from .budget import SeriesBudget
 
 # prometheus_client's own formatting of bounds, so `le` values match it character for character.
@@ -51,64 +49,27 @@ def prepare_buckets(buckets: Sequence[float]) -> tuple[float, ...]:
 
 
 class HistogramChild:
-    """One series of a Histogram: observe values into it."""
+    """One series of a Histogram: observe values into it.
 
-    __slots__ = ("_bounds", "_created", "_first", "_local", "_lock", "_retired", "_shards")
+    Its bucket counts and sum live in `counts`, which decorators observe into directly.
+    """
+
+    __slots__ = ("_bounds", "_created", "counts")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self._bounds = bounds
-        self._first = bounds[0]
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        # (thread, shard) per thread that observed; a shard is bucket counts then the sum.
-        self._shards: list[tuple[weakref.ref[threading.Thread], list[float]]] = []
-        # Shards of finished threads, folded together so threads that come and go cost nothing.
-        self._retired: list[float] = [0] * len(bounds) + [0.0]
+        self.counts: _native.Counts | ShardedCounts = (
+            _native.Counts(bounds) if _native.BUILT else ShardedCounts(bounds)
+        )
         self._created = time.time()
 
     def observe(self, amount: float) -> None:
         """Record one value."""
-        try:
-            shard: list[float] = self._local.shard
-        except AttributeError:
-            shard = self._new_shard()
-        if amount <= self._first:
-            shard[0] += 1
-        else:
-            shard[bisect_left(self._bounds, amount)] += 1
-        shard[-1] += amount
-
-    def hot_path(self) -> tuple[threading.local, tuple[float, ...], Callable[[], list[float]]]:
-        """(thread-local holding `.shard`, bucket bounds, shard factory): what observe uses, for
-        callers that inline it to save a call on their hot path."""
-        return self._local, self._bounds, self._new_shard
-
-    def _new_shard(self) -> list[float]:
-        shard: list[float] = [0] * len(self._bounds) + [0.0]
-        with self._lock:
-            self._shards.append((weakref.ref(threading.current_thread()), shard))
-        self._local.shard = shard
-        return shard
+        self.counts.observe(amount)
 
     def snapshot(self) -> tuple[list[float], float]:
         """Per-bucket counts (not cumulative) and the sum of all values observed so far."""
-        with self._lock:
-            kept = []
-            retired = self._retired
-            for ref, shard in self._shards:
-                thread = ref()
-                if thread is None or not thread.is_alive():
-                    # The thread has finished, so nothing writes this shard any more.
-                    for i, value in enumerate(shard):
-                        retired[i] += value
-                else:
-                    kept.append((ref, shard))
-            self._shards = kept
-            total = list(retired)
-            for _, shard in kept:
-                for i, value in enumerate(shard):
-                    total[i] += value
-        return total[:-1], total[-1]
+        return self.counts.snapshot()
 
     def samples(self) -> list[tuple[str, dict[str, str], float]]:
         """(suffix, labels, value) exactly as prometheus_client's Histogram lists them."""
@@ -124,30 +85,6 @@ class HistogramChild:
         if prometheus_client.metrics._use_created:
             samples.append(("_created", {}, self._created))
         return samples
-
-
-# HistogramChild.observe(__VALUE__) as lines of a compiled wrapper (see _forwarding), for hot
-# paths that save the call; `inline_observe_names` gives the names they use.
-INLINE_OBSERVE = """
-try:
-    _qw_shard = _qw_local.shard
-except AttributeError:
-    _qw_shard = _qw_new_shard()
-if __VALUE__ <= _qw_first:
-    _qw_shard[0] += 1
-else:
-    _qw_shard[_qw_bisect(_qw_bounds, __VALUE__)] += 1
-_qw_shard[-1] += __VALUE__
-"""
-
-
-def inline_observe_names(child: HistogramChild) -> dict[str, object]:
-    """The globals INLINE_OBSERVE needs to observe into `child`."""
-    local, bounds, new_shard = child.hot_path()
-    return {
-        "_qw_local": local, "_qw_bounds": bounds, "_qw_first": bounds[0],
-        "_qw_new_shard": new_shard, "_qw_bisect": bisect_left,
-    }  # fmt: skip
 
 
 class _RefusedChild(HistogramChild):

@@ -10,9 +10,9 @@ lean observe.
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 import weakref
-from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
@@ -24,6 +24,7 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client import Histogram as PromHistogram
 from prometheus_client import Summary as PromSummary
 
+from . import _native
 from ._children import (
     LabelError,
     PerCallChildren,
@@ -37,16 +38,11 @@ from ._forwarding import compile_wrapper, fill
 from ._names import validate_metric_name
 from ._registries import resolve_registry
 from ._report import report_once
+from ._sharded import INLINE_OBSERVE, ShardedCounts, inline_observe_names
 from ._wrapping import check_decoratable, unwrap_descriptor
 from .budget import SeriesBudget, series_budget
 from .config import instrumentation_disabled
-from .histogram import (
-    INLINE_OBSERVE,
-    Histogram,
-    HistogramChild,
-    inline_observe_names,
-    prepare_buckets,
-)
+from .histogram import Histogram, HistogramChild, prepare_buckets
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -231,13 +227,10 @@ class Timed:
 
 
 class _LeanTimed(Timed):
-    """A Timed whose series is a qw_metrics HistogramChild: observes inline in __exit__."""
+    """A Timed whose series is a qw_metrics HistogramChild: observes its counts directly."""
 
     __slots__ = ()
-    _local: ClassVar[threading.local]
-    _bounds: ClassVar[tuple[float, ...]]
-    _first: ClassVar[float]
-    _new_shard: ClassVar[staticmethod[[], list[float]]]
+    _observe: ClassVar[staticmethod[[float], None]]
 
     def __exit__(
         self,
@@ -245,16 +238,7 @@ class _LeanTimed(Timed):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        elapsed = perf_counter() - self._start
-        try:
-            shard: list[float] = self._local.shard
-        except AttributeError:
-            shard = self._new_shard()
-        if elapsed <= self._first:
-            shard[0] += 1
-        else:
-            shard[bisect_left(self._bounds, elapsed)] += 1
-        shard[-1] += elapsed
+        self._observe(perf_counter() - self._start)
 
 
 class _PerCallTimed(Timed):
@@ -331,12 +315,12 @@ def _timer_class(plan: _Plan) -> type[Timed]:
     else:
         child = _lean_child(plan)
         if child is not None:
-            local, bounds, new_shard = child.hot_path()
             namespace = {
-                "_local": local, "_bounds": bounds, "_first": bounds[0],
-                "_new_shard": staticmethod(new_shard),
-            }  # fmt: skip
-            return type("Timed", (_LeanTimed,), {"__slots__": (), "_plan": plan, **namespace})
+                "__slots__": (),
+                "_plan": plan,
+                "_observe": staticmethod(child.counts.observe),
+            }
+            return type("Timed", (_LeanTimed,), namespace)
         base = Timed
     return type(base.__name__, (base,), {"__slots__": (), "_plan": plan})
 
@@ -419,8 +403,11 @@ def _call_labels(
 def _decorate(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:
     check_decoratable(func, "timed")
     child = _lean_child(plan)
-    if child is not None:
-        wrapper = compile_wrapper(_LEAN, func, {**inline_observe_names(child), **_TIME_NAMES})
+    counts = child.counts if child is not None else None
+    if isinstance(counts, ShardedCounts):
+        wrapper = compile_wrapper(_LEAN, func, {**inline_observe_names(counts), **_TIME_NAMES})
+    elif _native.BUILT and counts is not None and not inspect.iscoroutinefunction(func):
+        wrapper = _native.ObservedCall(func, counts)
     elif plan.per_call is None and plan.exceptions is None:
         assert plan.record is not None
         wrapper = compile_wrapper(_FAST, func, {"_qw_record": plan.record, **_TIME_NAMES})
@@ -435,7 +422,8 @@ def _decorate(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # The wrappers are compiled with the wrapped function's own parameters (see _forwarding), sync or
-# async as the function is.
+# async as the function is; a sync function timed into a lean histogram gets the C ObservedCall
+# instead, where it is built.
 _TIME_NAMES: Final = {"_qw_clock": perf_counter, "_qw_report_once": report_once}
 _RECORD = """
 try:
@@ -452,7 +440,7 @@ def _qw_wrapper(__PARAMS__):
         _qw_elapsed = _qw_clock() - _qw_start
         __RECORD__
 """
-# Into a lean histogram, its observe inlined.
+# Into a lean histogram's pure-Python counts, their observe inlined.
 _LEAN = fill(_TIMED_CALL, record=INLINE_OBSERVE.replace("__VALUE__", "_qw_elapsed"))
 _FAST = fill(_TIMED_CALL, record=_RECORD)
 # Per-call labels or exception counting: labels_from_args needs the arguments packed anyway.

@@ -1,0 +1,16 @@
+"""The C fast paths (`_speedups.c`), if this install could compile them.
+
+Where it could not (no C compiler or Python headers), `BUILT` is False and qw_metrics takes its
+pure-Python paths, which record exactly the same values.
+"""
+
+from __future__ import annotations
+
+try:
+    from ._speedups import Counts, ObservedCall
+
+    BUILT = True
+except ImportError:
+    BUILT = False
+
+__all__ = ["BUILT", "Counts", "ObservedCall"]

@@ -1,0 +1,19 @@
+"""Run the histogram, timed and recorded tests on both of qw_metrics' paths: C and pure Python."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from qw_metrics import _native, _report
+
+
+@pytest.fixture(params=[pytest.param("c", marks=pytest.mark.speedups), "python"])
+def implementation(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Histograms created in the test keep their counts in C, or in pure-Python shards."""
+    with pytest.MonkeyPatch.context() as patch:
+        # Each run logs its own instrumentation failures, once per site.
+        patch.setattr(_report, "_reported", set())
+        if request.param == "python":
+            patch.setattr(_native, "BUILT", False)
+        yield request.param
