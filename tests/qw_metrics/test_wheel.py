@@ -11,9 +11,11 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
+from qw_metrics import _native
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,6 +47,7 @@ SCRIPT = textwrap.dedent(
     with qw_metrics.timed(stage="block", registry=registry):
         pass
     print("MODULE", qw_metrics.__file__)
+    print("NATIVE", qw_metrics._native.BUILT)
     print(generate_latest(registry).decode())
     """
 )
@@ -59,6 +62,12 @@ def test_wheel_installs_and_works_in_a_fresh_venv(tmp_path: Path) -> None:
         check=True, capture_output=True, cwd=ROOT,
     )  # fmt: skip
     (wheel,) = dist.glob("qw_metrics-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"qw_metrics/py.typed", "qw_metrics/_speedups.pyi"} <= set(names)
+    # Built where the workspace's own install could compile the C extension.
+    assert any(n.startswith("qw_metrics/_speedups.") and n.endswith(".so") for n in names) == (
+        _native.BUILT
+    )
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
     python = venv / "bin" / "python"
@@ -78,6 +87,7 @@ def test_wheel_installs_and_works_in_a_fresh_venv(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0].startswith(f"MODULE {venv}")  # the installed copy, not the workspace's
+    assert lines[1] == f"NATIVE {_native.BUILT}"
     assert 'pipeline_callback_duration_seconds_count{stage="features"} 1.0' in lines
     assert 'pipeline_callback_duration_seconds_count{stage="io"} 1.0' in lines
     assert 'pipeline_callback_duration_seconds_count{stage="block"} 1.0' in lines

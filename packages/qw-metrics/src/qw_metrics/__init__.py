@@ -1,6 +1,7 @@
 """qw-metrics: decorator-first Prometheus instrumentation with a native remote-write client."""
 
 from qw_metrics._children import LabelError
+from qw_metrics._native import native_speedups
 from qw_metrics._names import InvalidNameError
 from qw_metrics.budget import DEFAULT_MAX_SERIES, SeriesBudget, series_budget, set_series_budget
 from qw_metrics.buffers import track_buffer
@@ -49,6 +50,7 @@ __all__ = [
     "__version__",
     "configure_stages",
     "counted",
+    "native_speedups",
     "recorded",
     "series_budget",
     "set_series_budget",

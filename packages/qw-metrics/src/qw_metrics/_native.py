@@ -13,4 +13,9 @@ try:
 except ImportError:
     BUILT = False
 
-__all__ = ["BUILT", "Counts", "ObservedCall"]
+__all__ = ["BUILT", "Counts", "ObservedCall", "native_speedups"]
+
+
+def native_speedups() -> bool:
+    """Whether this install runs `timed` and `recorded` through the C fast path."""
+    return BUILT
