@@ -7,8 +7,12 @@
    Messages/s by wall clock and by process CPU time (steadier on a shared machine).
    Target: >= 25,000 messages/s with all metrics on.
 2. **Instrumentation cost**: the same replay with metrics on and with `QW_METRICS_DISABLED=1`,
-   each in its own subprocess, alternating; medians compared, and best runs compared (the
-   least disturbed on a shared machine). Target: <= 3%.
+   each in its own subprocess, alternating; the medians compared, and the median of each
+   metrics-on run against the metrics-off run before it (with quartiles, to show the noise).
+   Time on this shared machine varies by about 20% from run to run, so the same two modes are
+   also compared by the instructions they execute (valgrind's cachegrind, where installed),
+   which do not vary, and against the per-call cost of the decorators a message crosses.
+   Target: <= 3%.
 3. **Latency under load**: `quotewatch simulate` in its own process at 10x the normal rate,
    `quotewatch`'s runner (feed client, pipeline, storage, /metrics) connected to it for a while;
    latency from frame receipt to the state swap, measured exactly per message by a consumer
@@ -25,6 +29,7 @@ import json
 import os
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -173,8 +178,48 @@ def latency_run(seconds: float, rate: float) -> dict[str, float]:
         sim.wait(10)
 
 
-def layer_costs() -> None:
-    """Cost of one call through each kind of decorator the per-message path crosses."""
+def instruction_counts(recording: Path, tmp: Path) -> dict[str, int] | None:
+    """Instructions the replay of `recording` executes with metrics on and off, counted by
+    valgrind (cachegrind) net of replaying an empty recording; None without valgrind.
+
+    Time on a shared machine varies by about 20% from run to run, far more than the few
+    percent being measured; the instruction count of a run does not, and the two modes run
+    at once, one per core, since counts do not depend on what else the machine is doing.
+    """
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    empty = tmp / "empty.jsonl"
+    write_recording(empty, 0.0, rate=3.0)
+
+    def start(mode: str, replayed: Path) -> subprocess.Popen[str]:
+        env = dict(os.environ, QW_METRICS_DISABLED="1" if mode == "off" else "0")
+        env["PYTHONHASHSEED"] = "0"  # the same dict layouts in every run
+        out = tmp / f"cachegrind.{mode}.{replayed.stem}"
+        command = [
+            valgrind, "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}",
+            sys.executable, __file__, "--child-throughput", str(replayed),
+        ]  # fmt: skip
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    def total(run: subprocess.Popen[str]) -> int:
+        _, err = run.communicate()
+        found = re.search(r"I\s+refs:\s+([\d,]+)", err)
+        if run.returncode != 0 or found is None:
+            raise RuntimeError(f"valgrind run failed:\n{err[-3000:]}")
+        return int(found[1].replace(",", ""))
+
+    totals: dict[tuple[str, Path], int] = {}
+    for replayed in (recording, empty):
+        runs = {mode: start(mode, replayed) for mode in ("on", "off")}
+        totals.update({(mode, replayed): total(run) for mode, run in runs.items()})
+    return {mode: totals[mode, recording] - totals[mode, empty] for mode in ("on", "off")}
+
+
+def layer_costs() -> dict[str, float]:
+    """Print the cost of one call through each kind of decorator the per-message path crosses;
+    return each one's cost net of a bare call, in ns."""
     import timeit
 
     from quotewatch.metrics import MESSAGE_LATENCY
@@ -186,15 +231,20 @@ def layer_costs() -> None:
     # Frame and trade counts and the newest-trade gauges are reported in batches (0.25 s), so
     # these are the only decorated calls per message.
     layers = {
-        "bare function call": bare,
-        "timed(stage=...)  (x5 per book update)": timed(stage="bench")(bare),
-        "recorded(latency histogram)  (x1)": recorded(MESSAGE_LATENCY, value=lambda r: 1e-4)(bare),
+        "bare": ("bare function call", bare),
+        "timed": ("timed(stage=...)  (x5 per book update)", timed(stage="bench")(bare)),
+        "recorded": (
+            "recorded(latency histogram)  (x1)",
+            recorded(MESSAGE_LATENCY, value=lambda r: 1e-4)(bare),
+        ),
     }
     n = 200_000
-    print(f"{'one call through':42} {'ns':>12}")
-    for name, fn in layers.items():
-        ns = min(timeit.repeat(lambda fn=fn: fn(1), number=n, repeat=3)) / n * 1e9
-        print(f"{name:42} {ns:12,.0f}")
+    print(f"{'one call through':42} {'ns':>12} {'net ns':>12}")
+    raw: dict[str, float] = {}
+    for key, (name, fn) in layers.items():
+        raw[key] = min(timeit.repeat(lambda fn=fn: fn(1), number=n, repeat=3)) / n * 1e9
+        print(f"{name:42} {raw[key]:12,.0f} {raw[key] - raw['bare']:12,.0f}")
+    return {key: ns - raw["bare"] for key, ns in raw.items()}
 
 
 def main() -> None:
@@ -227,6 +277,7 @@ def main() -> None:
         for _ in range(args.rounds):
             off.append(run_child(["--child-throughput", str(recording)], disabled=True))
             on.append(run_child(["--child-throughput", str(recording)], disabled=False))
+        instructions = instruction_counts(recording, Path(tmp))
 
     def rate(runs: list[dict[str, float]], key: str) -> float:
         return statistics.median(r["frames"] / r[key] for r in runs)
@@ -238,14 +289,31 @@ def main() -> None:
           f"{rate(off, 'cpu'):12,.0f}")  # fmt: skip
     for key in ("wall", "cpu"):
         cost = 1 - rate(on, key) / rate(off, key)
-        print(f"instrumentation cost ({key}, median of {args.rounds} alternating): {cost:.1%}")
-    # The fastest run of each is the least disturbed by the rest of a shared machine.
-    best = 1 - max(r["frames"] / r["cpu"] for r in on) / max(r["frames"] / r["cpu"] for r in off)
-    print(f"instrumentation cost (cpu, best of {args.rounds} each): {best:.1%}")
+        print(f"instrumentation cost ({key}, medians of {args.rounds} runs each): {cost:.1%}")
+    # Each metrics-on run (a) against the metrics-off run (b) just before it: drift in the machine's
+    # speed over the benchmark cancels out, and the quartiles show how noisy the rounds were.
+    paired = [1 - b["cpu"] / a["cpu"] for a, b in zip(on, off, strict=True)]
+    low, mid, high = statistics.quantiles(paired, n=4)
+    print(f"instrumentation cost (cpu, median of {args.rounds} pairs): {mid:.1%} "
+          f"(quartiles {low:.1%} .. {high:.1%})")  # fmt: skip
     print(f"predictions made per run: {on[-1]['predictions']:.0f}; "
           f"samples trained: {on[-1]['trained']:.0f}")  # fmt: skip
     print()
-    layer_costs()
+    if instructions is None:
+        print("instrumentation cost (instructions): skipped, valgrind is not on PATH "
+              "(apt-get install valgrind)")  # fmt: skip
+    else:
+        on_i, off_i = (instructions[mode] / frames for mode in ("on", "off"))
+        print(f"instructions a message (valgrind; replay, net of start-up): metrics on "
+              f"{on_i:,.0f}, off {off_i:,.0f}")  # fmt: skip
+        print(f"instrumentation cost (instructions): {1 - off_i / on_i:.1%}")
+    print()
+    per_call = layer_costs()
+    # Five stage timers and the latency histogram per book update; the rest is batched.
+    expected_ns = 5 * per_call["timed"] + per_call["recorded"]
+    off_ns = 1e9 / rate(off, "cpu")
+    print(f"expected from the per-call costs: {expected_ns:.0f} ns of {off_ns:,.0f} ns a "
+          f"message = {expected_ns / off_ns:.1%}")  # fmt: skip
 
     print()
     latency_report(args.latency_seconds)
