@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
 import zipfile
 from pathlib import Path
@@ -53,14 +54,34 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_wheel_installs_and_works_in_a_fresh_venv(tmp_path: Path) -> None:
+def build(dist: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`uv build` qw-metrics into `dist`: an sdist, then a wheel built from that sdist."""
     uv = shutil.which("uv")
     assert uv is not None, "uv must be on PATH (scripts/uv-bootstrap.sh installs it)"
-    dist = tmp_path / "dist"
-    subprocess.run(
-        [uv, "build", "--wheel", str(ROOT / "packages" / "qw-metrics"), "-o", str(dist)],
-        check=True, capture_output=True, cwd=ROOT,
+    done = subprocess.run(
+        [uv, "build", str(ROOT / "packages" / "qw-metrics"), "-o", str(dist)],
+        check=False, capture_output=True, text=True, cwd=ROOT, env=env,
     )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (sdist,) = dist.glob("qw_metrics-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        sources = {name.partition("/")[2] for name in archive.getnames()}
+    assert {"setup.py", "src/qw_metrics/_speedups.c", "src/qw_metrics/_speedups.pyi"} <= sources
+    return done
+
+
+def test_without_a_c_compiler_the_package_builds_in_pure_python(tmp_path: Path) -> None:
+    done = build(tmp_path, env=dict(os.environ, CC="/nonexistent/cc"))
+    assert 'building extension "qw_metrics._speedups" failed' in done.stdout + done.stderr
+    (wheel,) = tmp_path.glob("qw_metrics-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "qw_metrics/_sharded.py" in names
+    assert not [n for n in names if n.endswith(".so")]
+
+
+def test_wheel_installs_and_works_in_a_fresh_venv(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    build(dist)
     (wheel,) = dist.glob("qw_metrics-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {"qw_metrics/py.typed", "qw_metrics/_speedups.pyi"} <= set(names)
