@@ -1,8 +1,8 @@
 """qw-metrics: decorator-first Prometheus instrumentation with a native remote-write client."""
 
 from qw_metrics._children import LabelError
-from qw_metrics._native import native_speedups
 from qw_metrics._names import InvalidNameError
+from qw_metrics._native import native_speedups
 from qw_metrics.budget import DEFAULT_MAX_SERIES, SeriesBudget, series_budget, set_series_budget
 from qw_metrics.buffers import track_buffer
 from qw_metrics.counter import Counter, CounterChild
