@@ -166,23 +166,29 @@ typedef struct {
     vectorcallfunc vectorcall;
 } ObservedCallObject;
 
-static inline long long
-clock_ns(void)
-{
+/* The monotonic clock perf_counter reads, in ticks; durations are tick differences times
+ * tick_seconds, so no precision is lost to large absolute readings. */
 #ifdef _WIN32
-    static LARGE_INTEGER frequency;
+static double tick_seconds; /* set at module init from QueryPerformanceFrequency */
+
+static inline long long
+clock_ticks(void)
+{
     LARGE_INTEGER now;
-    if (frequency.QuadPart == 0) {
-        QueryPerformanceFrequency(&frequency);
-    }
     QueryPerformanceCounter(&now);
-    return (long long)((double)now.QuadPart * 1e9 / (double)frequency.QuadPart);
+    return now.QuadPart;
+}
 #else
+static const double tick_seconds = 1e-9;
+
+static inline long long
+clock_ticks(void)
+{
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
-#endif
 }
+#endif
 
 /* Hand an Exception raised while taking the value to on_error; anything else propagates. */
 static int
@@ -213,9 +219,9 @@ observed_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject
 {
     ObservedCallObject *self = (ObservedCallObject *)op;
     if (self->value == NULL) {
-        long long start = clock_ns();
+        long long start = clock_ticks();
         PyObject *result = PyObject_Vectorcall(self->func, args, nargsf, kwnames);
-        counts_add(self->counts, (double)(clock_ns() - start) * 1e-9);
+        counts_add(self->counts, (double)(clock_ticks() - start) * tick_seconds);
         return result;
     }
     PyObject *result = PyObject_Vectorcall(self->func, args, nargsf, kwnames);
@@ -374,6 +380,11 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+#ifdef _WIN32
+    LARGE_INTEGER frequency;
+    QueryPerformanceFrequency(&frequency);
+    tick_seconds = 1.0 / (double)frequency.QuadPart;
+#endif
     if (PyType_Ready(&CountsType) < 0 || PyType_Ready(&ObservedCallType) < 0) {
         return NULL;
     }

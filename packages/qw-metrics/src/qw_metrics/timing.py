@@ -406,7 +406,7 @@ def _decorate(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:
     counts = child.counts if child is not None else None
     if isinstance(counts, ShardedCounts):
         wrapper = compile_wrapper(_LEAN, func, {**inline_observe_names(counts), **_TIME_NAMES})
-    elif _native.BUILT and counts is not None and not inspect.iscoroutinefunction(func):
+    elif counts is not None and not inspect.iscoroutinefunction(func):  # C counts
         wrapper = _native.ObservedCall(func, counts)
     elif plan.per_call is None and plan.exceptions is None:
         assert plan.record is not None
