@@ -117,7 +117,7 @@ def test_finished_threads_are_folded_and_kept() -> None:
         thread.join()
     counter.inc(4)
     assert counter.child().get() == 10
-    assert len(counter.child()._shards) == 1  # only this thread's shard stays live
+    assert counter.child().live_shards() == 1  # only this thread's shard stays live
     assert counter.child().get() == 10
 
 

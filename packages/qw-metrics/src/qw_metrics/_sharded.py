@@ -1,7 +1,8 @@
-"""The pure-Python store of one histogram series, used where the C `_speedups` are not built.
+"""Per-thread shards: the pure-Python store of lean counters, and of histogram series where the
+C `_speedups` are not built.
 
-Each thread observes into its own shard (a plain list: bucket counts, then the sum), so an
-observation takes no lock and no allocation; a snapshot sums the shards. Most observations of a
+Each thread writes into its own shard (a plain list; for a histogram, bucket counts then the
+sum), so an update takes no lock and no allocation; reading sums the shards. Most observations of a
 well-bucketed latency land in the first bucket, so that one is checked with a single comparison
 before any binary search. `_speedups.Counts` does the same in C, where the GIL alone makes an
 update atomic.
@@ -14,35 +15,23 @@ import weakref
 from bisect import bisect_left
 
 
-class ShardedCounts:
-    """Bucket counts and sum of one histogram series, sharded per thread."""
+class ThreadShards:
+    """Per-thread lists of numbers, each a copy of `zero`: a thread adds into its own without a
+    lock, and `totals` sums them all."""
 
-    __slots__ = ("_bounds", "_first", "_local", "_lock", "_retired", "_shards")
+    __slots__ = ("_local", "_lock", "_retired", "_shards", "_zero")
 
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self._bounds = bounds
-        self._first = bounds[0]
+    def __init__(self, zero: list[float]) -> None:
+        self._zero = zero
         self._local = threading.local()
         self._lock = threading.Lock()
-        # (thread, shard) per thread that observed.
+        # (thread, shard) per thread that wrote.
         self._shards: list[tuple[weakref.ref[threading.Thread], list[float]]] = []
         # Shards of finished threads, folded together so threads that come and go cost nothing.
-        self._retired: list[float] = [0] * len(bounds) + [0.0]
-
-    def observe(self, amount: float) -> None:
-        """Record one value."""
-        try:
-            shard: list[float] = self._local.shard
-        except AttributeError:
-            shard = self._new_shard()
-        if amount <= self._first:
-            shard[0] += 1
-        else:
-            shard[bisect_left(self._bounds, amount)] += 1
-        shard[-1] += amount
+        self._retired = list(zero)
 
     def _new_shard(self) -> list[float]:
-        shard: list[float] = [0] * len(self._bounds) + [0.0]
+        shard = list(self._zero)
         with self._lock:
             self._shards.append((weakref.ref(threading.current_thread()), shard))
         self._local.shard = shard
@@ -53,8 +42,8 @@ class ShardedCounts:
         with self._lock:
             return len(self._shards)
 
-    def snapshot(self) -> tuple[list[float], float]:
-        """Per-bucket counts (not cumulative) and the sum of all values observed so far."""
+    def totals(self) -> list[float]:
+        """Every shard summed, position by position."""
         with self._lock:
             kept = []
             retired = self._retired
@@ -71,6 +60,34 @@ class ShardedCounts:
             for _, shard in kept:
                 for i, value in enumerate(shard):
                     total[i] += value
+        return total
+
+
+class ShardedCounts(ThreadShards):
+    """Bucket counts and sum of one histogram series, sharded per thread."""
+
+    __slots__ = ("_bounds", "_first")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        super().__init__([0] * len(bounds) + [0.0])  # bucket counts, then the sum
+        self._bounds = bounds
+        self._first = bounds[0]
+
+    def observe(self, amount: float) -> None:
+        """Record one value."""
+        try:
+            shard: list[float] = self._local.shard
+        except AttributeError:
+            shard = self._new_shard()
+        if amount <= self._first:
+            shard[0] += 1
+        else:
+            shard[bisect_left(self._bounds, amount)] += 1
+        shard[-1] += amount
+
+    def snapshot(self) -> tuple[list[float], float]:
+        """Per-bucket counts (not cumulative) and the sum of all values observed so far."""
+        total = self.totals()
         return total[:-1], total[-1]
 
 

@@ -1,17 +1,15 @@
 """A lean counter: the same exposition as prometheus_client's Counter at a fraction of the cost
 per increment.
 
-Like the lean Histogram, each thread increments its own shard (a one-element list), so `inc`
-takes no lock and allocates nothing, and no increment is lost to a race; collection sums the
-shards. Exposition is sample-for-sample what prometheus_client produces for a Counter with the
+Each thread increments its own shard (a one-element list; see `_sharded.ThreadShards`), so
+`inc` takes no lock and allocates nothing, and no increment is lost to a race; collection sums
+the shards. Exposition is sample-for-sample what prometheus_client produces for a Counter with the
 same name, labels and increments (`_total` and `_created`), without exemplars.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-import weakref
 from collections.abc import Iterable
 
 import prometheus_client.metrics
@@ -20,21 +18,17 @@ from prometheus_client.metrics_core import Metric
 
 from ._lean import LeanMetric
 from ._names import validate_label_names, validate_metric_name
+from ._sharded import ThreadShards
 from .budget import SeriesBudget
 
 
-class CounterChild:
+class CounterChild(ThreadShards):
     """One series of a Counter: increment it."""
 
-    __slots__ = ("_created", "_local", "_lock", "_retired", "_shards")
+    __slots__ = ("_created",)
 
     def __init__(self) -> None:
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        # (thread, shard) per thread that incremented; shards of finished threads are folded
-        # into _retired so threads that come and go cost nothing.
-        self._shards: list[tuple[weakref.ref[threading.Thread], list[float]]] = []
-        self._retired = 0.0
+        super().__init__([0.0])
         self._created = time.time()
 
     def inc(self, amount: float = 1) -> None:
@@ -47,26 +41,9 @@ class CounterChild:
             shard = self._new_shard()
         shard[0] += amount
 
-    def _new_shard(self) -> list[float]:
-        shard = [0.0]
-        with self._lock:
-            self._shards.append((weakref.ref(threading.current_thread()), shard))
-        self._local.shard = shard
-        return shard
-
     def get(self) -> float:
         """The total of every increment so far."""
-        with self._lock:
-            kept = []
-            for ref, shard in self._shards:
-                thread = ref()
-                if thread is None or not thread.is_alive():
-                    # The thread has finished, so nothing writes this shard any more.
-                    self._retired += shard[0]
-                else:
-                    kept.append((ref, shard))
-            self._shards = kept
-            return self._retired + sum(shard[0] for _, shard in kept)
+        return self.totals()[0]
 
     def samples(self) -> list[tuple[str, float]]:
         """(suffix, value) exactly as prometheus_client's Counter lists them."""
