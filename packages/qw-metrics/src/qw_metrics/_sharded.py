@@ -2,10 +2,10 @@
 C `_speedups` are not built.
 
 Each thread writes into its own shard (a plain list; for a histogram, bucket counts then the
-sum), so an update takes no lock and no allocation; reading sums the shards. Most observations of a
-well-bucketed latency land in the first bucket, so that one is checked with a single comparison
-before any binary search. `_speedups.Counts` does the same in C, where the GIL alone makes an
-update atomic.
+sum), so an update takes no lock and no allocation; reading sums the shards. Most observations
+of a well-bucketed latency land in the first bucket, so that one is checked with a single
+comparison before any binary search. `_speedups.Counts` does the same in C, where the GIL alone
+makes an update atomic.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """A lean counter: the same exposition as prometheus_client's Counter at a fraction of the cost
 per increment.
 
-Each thread increments its own shard (a one-element list; see `_sharded.ThreadShards`), so
-`inc` takes no lock and allocates nothing, and no increment is lost to a race; collection sums
-the shards. Exposition is sample-for-sample what prometheus_client produces for a Counter with the
+Each thread increments its own shard (a one-element list; see `_sharded.ThreadShards`), so `inc`
+takes no lock and allocates nothing, and no increment is lost to a race; collection sums the
+shards. Exposition is sample-for-sample what prometheus_client produces for a Counter with the
 same name, labels and increments (`_total` and `_created`), without exemplars.
 """
 
