@@ -35,7 +35,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from quotewatch.storage.writer import StorageWriter
 
 START_US = 1_767_225_600_000_000
 LABEL_THRESHOLD = 0.0001  # the default 0.01%
@@ -69,6 +74,15 @@ def write_recording(path: Path, seconds: float, rate: float) -> int:
 
 def child_throughput(recording: Path) -> None:
     """Replay `recording` through the full pipeline; print one JSON line of timings."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _, replay_once = replayer(recording, Path(tmp))
+        print(json.dumps(replay_once()))
+        # The writer's daemon thread is left to die with the process: committing is not timed.
+
+
+def replayer(recording: Path, data: Path) -> tuple[StorageWriter, Callable[[], dict[str, float]]]:
+    """A storage writer under `data`, and a function that replays `recording` through a new
+    pipeline into it each time and returns the replay's timings; only the replay is timed."""
     from quotewatch.ingest.parser import Feed
     from quotewatch.ingest.session import FeedSession
     from quotewatch.pipeline.pipeline import Pipeline, PipelineConfig
@@ -78,13 +92,13 @@ def child_throughput(recording: Path) -> None:
     from quotewatch.storage.catalog import CatalogConfig
     from quotewatch.storage.writer import StorageWriter
 
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp)
-        writer = StorageWriter(
-            CatalogConfig.resolve(data), data, flush_rows=10**8, buffer_rows=10**8,
-            flush_interval=3600.0,
-        )  # fmt: skip
-        writer.flush(30.0)  # let its start-up pass (catalog, tables) finish before timing
+    writer = StorageWriter(
+        CatalogConfig.resolve(data), data, flush_rows=10**8, buffer_rows=10**8,
+        flush_interval=3600.0,
+    )  # fmt: skip
+    writer.flush(30.0)  # let its start-up pass (catalog, tables) finish before timing
+
+    def replay_once() -> dict[str, float]:
         session = FeedSession(Feed.EXCHANGE, products=("BTC-USD",))
         pipeline = Pipeline(
             ("BTC-USD",), StateStore(), writer, PipelineConfig(label_threshold=LABEL_THRESHOLD),
@@ -98,15 +112,70 @@ def child_throughput(recording: Path) -> None:
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         pipeline.close()
         stats = pipeline.stats
-        print(json.dumps({
+        return {
             "frames": result.frames, "wall": wall, "cpu": cpu, "predictions": stats.predictions,
             "trained": sum(sum(p.classifier.state().class_counts)
                            for p in pipeline.products.values()),
-        }))  # fmt: skip
-        # The writer's daemon thread is left to die with the process: committing is not timed.
+        }  # fmt: skip
+
+    return writer, replay_once
 
 
-def run_child(args: list[str], disabled: bool) -> dict[str, float]:
+def child_paired(recording: Path, rounds: int) -> None:
+    """In one process with metrics on, replay `recording` with qw_metrics' wrappers in place and
+    with them taken out, ABBA then BAAB; print one JSON line of the CPU times, per mode.
+
+    Separate processes differ in speed by about 20% on a shared machine (memory layout, the
+    machine's load), which swamps a cost of a few percent. Here both modes share one process,
+    and each round's order cancels a steady drift. Taking the wrappers out is what
+    QW_METRICS_DISABLED=1 does at import: the decorated names are bound to the plain functions
+    (quotewatch has no `with timed(...)` blocks, and track_buffer costs nothing per message).
+    """
+    import quotewatch.pipeline.runner  # noqa: F401  (everything `run` imports, so all is decorated)
+
+    sites = wrapped_sites("quotewatch")
+    with tempfile.TemporaryDirectory() as tmp:
+        writer, replay_once = replayer(recording, Path(tmp))
+        cpu: dict[str, list[float]] = {"on": [], "off": []}
+        for i in range(rounds):
+            for on in (True, False, False, True) if i % 2 == 0 else (False, True, True, False):
+                for owner, name, wrapped, plain in sites:
+                    setattr(owner, name, wrapped if on else plain)
+                cpu["on" if on else "off"].append(replay_once()["cpu"])
+                writer.flush(120.0)  # commit the rows (untimed), so memory stays flat
+        print(json.dumps({"sites": len(sites), **cpu}))
+
+
+def wrapped_sites(package: str) -> list[tuple[object, str, object, object]]:
+    """(owner, name, wrapper, plain) for every name in `package`'s modules and classes bound to a
+    qw_metrics wrapper: a C ObservedCall or a compiled wrapper function."""
+
+    def plain(value: object) -> object | None:
+        if isinstance(value, staticmethod | classmethod):
+            inner = plain(value.__func__)
+            return None if inner is None else type(value)(inner)  # type: ignore[arg-type]
+        code = getattr(value, "__code__", None)
+        compiled = code is not None and code.co_filename.startswith("<qw_metrics wrapper")
+        if compiled or type(value).__name__ == "ObservedCall":
+            return value.__wrapped__  # type: ignore[attr-defined, no-any-return]
+        return None
+
+    sites = []
+    for module_name, module in list(sys.modules.items()):
+        if module_name != package and not module_name.startswith(package + "."):
+            continue
+        owners = [module] + [
+            v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module_name
+        ]
+        for owner in owners:
+            for name, value in list(vars(owner).items()):
+                unwrapped = plain(value)
+                if unwrapped is not None:
+                    sites.append((owner, name, value, unwrapped))
+    return sites
+
+
+def run_child(args: list[str], disabled: bool) -> dict[str, Any]:
     env = dict(os.environ, QW_METRICS_DISABLED="1" if disabled else "0")
     out = subprocess.run(
         [sys.executable, __file__, *args], env=env, capture_output=True, text=True, check=False
@@ -255,10 +324,14 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--latency-only", action="store_true")
     parser.add_argument("--child-throughput", type=Path)
+    parser.add_argument("--child-paired", nargs=2)
     parser.add_argument("--child-latency", nargs=3)
     args = parser.parse_args()
     if args.child_throughput:
         child_throughput(args.child_throughput)
+        return
+    if args.child_paired:
+        child_paired(Path(args.child_paired[0]), int(args.child_paired[1]))
         return
     if args.child_latency:
         url, seconds, data_dir = args.child_latency
@@ -277,6 +350,7 @@ def main() -> None:
         for _ in range(args.rounds):
             off.append(run_child(["--child-throughput", str(recording)], disabled=True))
             on.append(run_child(["--child-throughput", str(recording)], disabled=False))
+        paired_run = run_child(["--child-paired", str(recording), str(args.rounds)], disabled=False)
         instructions = instruction_counts(recording, Path(tmp))
 
     def rate(runs: list[dict[str, float]], key: str) -> float:
@@ -296,6 +370,13 @@ def main() -> None:
     low, mid, high = statistics.quantiles(paired, n=4)
     print(f"instrumentation cost (cpu, median of {args.rounds} pairs): {mid:.1%} "
           f"(quartiles {low:.1%} .. {high:.1%})")  # fmt: skip
+    # Each ABBA round: both of its metrics-on replays against both of its metrics-off ones.
+    rounds_on = [sum(paired_run["on"][i : i + 2]) for i in range(0, len(paired_run["on"]), 2)]
+    rounds_off = [sum(paired_run["off"][i : i + 2]) for i in range(0, len(paired_run["off"]), 2)]
+    one = [1 - b / a for a, b in zip(rounds_on, rounds_off, strict=True)]
+    low, mid, high = statistics.quantiles(one, n=4)
+    print(f"instrumentation cost (cpu, one process, {paired_run['sites']:.0f} wrappers in and out, "
+          f"{args.rounds} ABBA rounds): {mid:.1%} (quartiles {low:.1%} .. {high:.1%})")  # fmt: skip
     print(f"predictions made per run: {on[-1]['predictions']:.0f}; "
           f"samples trained: {on[-1]['trained']:.0f}")  # fmt: skip
     print()
