@@ -292,7 +292,7 @@ def layer_costs() -> dict[str, float]:
     import timeit
 
     from quotewatch.metrics import MESSAGE_LATENCY
-    from qw_metrics import recorded, timed
+    from qw_metrics import recorded, seconds_since, timed
 
     def bare(x: int) -> int:
         return x
@@ -304,7 +304,7 @@ def layer_costs() -> dict[str, float]:
         "timed": ("timed(stage=...)  (x5 per book update)", timed(stage="bench")(bare)),
         "recorded": (
             "recorded(latency histogram)  (x1)",
-            recorded(MESSAGE_LATENCY, value=lambda r: 1e-4)(bare),
+            recorded(MESSAGE_LATENCY, value=seconds_since)(bare),
         ),
     }
     n = 200_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import prometheus_client
 import pytest
@@ -124,6 +125,40 @@ def test_recorded_sets_gauges_and_observes_histograms(registry: CollectorRegistr
     assert get("sizes_bucket", {"le": "1.0"}) == 0
     assert get("sizes_bucket", {"le": "10.0"}) == 2
     assert get("spread_count") == 3
+
+
+def test_recorded_seconds_since_observes_the_age_of_a_returned_timestamp(
+    registry: CollectorRegistry,
+) -> None:
+    ages = qw_metrics.Histogram("age_seconds", "Age.", buckets=(0.1, 1.0, 10.0), registry=registry)
+
+    @recorded(ages, value=qw_metrics.seconds_since)
+    def arrived(at: float | None) -> float | None:
+        return at
+
+    before = time.time()
+    assert arrived(before - 5.0) == before - 5.0
+    assert arrived(None) is None  # nothing observed
+    after = time.time()
+    counts, total = ages.child().snapshot()
+    assert counts == [0, 0, 1, 0]
+    assert 5.0 <= total <= 5.0 + (after - before)
+    assert qw_metrics.seconds_since(None) is None
+    assert 2.0 <= qw_metrics.seconds_since(time.time() - 2.0) < 3.0  # type: ignore[operator]
+
+
+def test_recorded_seconds_since_reports_a_non_timestamp_and_returns_the_result(
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    ages = qw_metrics.Histogram("age_seconds", "Age.", registry=registry)
+
+    @recorded(ages, value=qw_metrics.seconds_since)
+    def arrived(at: object) -> object:
+        return at
+
+    assert arrived("yesterday") == "yesterday"
+    assert ages.child().snapshot()[0] == [0] * len(ages.bounds)
+    assert sum("could not record" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_recorded_async_with_labels_from_result(registry: CollectorRegistry) -> None:

@@ -217,6 +217,21 @@ def test_recorded_call_hands_value_errors_to_on_error_with_their_traceback() -> 
     assert errors[0].__traceback__ is not None
 
 
+def test_age_call_observes_seconds_since_the_returned_time() -> None:
+    counts = _native.Counts(prepare_buckets((0.1, 1.0, 10.0)))
+    errors: list[BaseException] = []
+    wrapped = _native.ObservedCall(lambda at: at, counts, age=True, on_error=errors.append)
+    before = time.time()
+    assert wrapped(before - 5.0) == before - 5.0
+    assert wrapped(None) is None  # nothing observed
+    assert wrapped("then") == "then"  # not a time: reported, the result still returned
+    after = time.time()
+    per_bucket, total = counts.snapshot()
+    assert per_bucket == [0, 0, 1, 0]
+    assert 5.0 <= total <= 5.0 + (after - before)  # on time.time()'s clock
+    assert [type(e) for e in errors] == [TypeError]
+
+
 def test_recorded_call_lets_base_exceptions_and_call_errors_through() -> None:
     def interrupt(result: object) -> float:
         raise KeyboardInterrupt
@@ -248,7 +263,9 @@ def test_recorded_call_survives_a_failing_on_error(monkeypatch: pytest.MonkeyPat
     ("args", "kwargs", "message"),
     [((1, _native.Counts(BOUNDS)), {}, "callable"),
      ((len, object()), {}, "Counts"),
-     ((len, _native.Counts(BOUNDS)), {"value": float}, "on_error")],
+     ((len, _native.Counts(BOUNDS)), {"value": float}, "on_error"),
+     ((len, _native.Counts(BOUNDS)), {"age": True}, "on_error"),
+     ((len, _native.Counts(BOUNDS)), {"value": float, "age": True, "on_error": print}, "both")],
 )  # fmt: skip
 def test_bad_constructor_arguments_are_named(
     args: tuple[Any, ...], kwargs: dict[str, Any], message: str

@@ -6,7 +6,7 @@ from qw_metrics._native import native_speedups
 from qw_metrics.budget import DEFAULT_MAX_SERIES, SeriesBudget, series_budget, set_series_budget
 from qw_metrics.buffers import track_buffer
 from qw_metrics.counter import Counter, CounterChild
-from qw_metrics.counting import counted, recorded
+from qw_metrics.counting import counted, recorded, seconds_since
 from qw_metrics.histogram import Histogram, HistogramChild
 from qw_metrics.remote_write import (
     BasicAuth,
@@ -52,6 +52,7 @@ __all__ = [
     "counted",
     "native_speedups",
     "recorded",
+    "seconds_since",
     "series_budget",
     "set_series_budget",
     "stage_histogram",

@@ -161,6 +161,7 @@ typedef struct {
     CountsObject *counts;
     PyObject *value;    /* NULL: observe the call's duration; else observe value(result) */
     PyObject *on_error; /* on_error(exc) when value(result) fails or is not a number */
+    int age;            /* observe now - result (wall clock seconds), result being a time.time() */
     PyObject *dict;
     PyObject *weakrefs;
     vectorcallfunc vectorcall;
@@ -190,6 +191,23 @@ clock_ticks(void)
 }
 #endif
 
+/* time.time(): the wall clock, in seconds. */
+static inline double
+wall_seconds(void)
+{
+#ifdef _WIN32
+    FILETIME now;
+    GetSystemTimePreciseAsFileTime(&now);
+    /* 100 ns intervals since 1601-01-01; 11644473600 s from then to the Unix epoch. */
+    unsigned long long ticks = ((unsigned long long)now.dwHighDateTime << 32) | now.dwLowDateTime;
+    return (double)(ticks / 10000000ULL) - 11644473600.0 + (double)(ticks % 10000000ULL) * 1e-7;
+#else
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+#endif
+}
+
 /* Hand an Exception raised while taking the value to on_error; anything else propagates. */
 static int
 report_value_error(ObservedCallObject *self)
@@ -218,7 +236,7 @@ static PyObject *
 observed_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     ObservedCallObject *self = (ObservedCallObject *)op;
-    if (self->value == NULL) {
+    if (self->value == NULL && !self->age) {
         long long start = clock_ticks();
         PyObject *result = PyObject_Vectorcall(self->func, args, nargsf, kwnames);
         counts_add(self->counts, (double)(clock_ticks() - start) * tick_seconds);
@@ -227,6 +245,22 @@ observed_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject
     PyObject *result = PyObject_Vectorcall(self->func, args, nargsf, kwnames);
     if (result == NULL) {
         return NULL;
+    }
+    if (self->age) {
+        /* seconds_since(result) without calling it: the same value, no Python frame. */
+        if (result != Py_None) {
+            double then = PyFloat_AsDouble(result);
+            if (then == -1.0 && PyErr_Occurred()) {
+                if (report_value_error(self) < 0) {
+                    Py_DECREF(result);
+                    return NULL;
+                }
+            }
+            else {
+                counts_add(self->counts, wall_seconds() - then);
+            }
+        }
+        return result;
     }
     PyObject *number = PyObject_CallOneArg(self->value, result);
     if (number == NULL) {
@@ -257,17 +291,23 @@ static PyObject *
 observed_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     PyObject *func, *counts, *value = Py_None, *on_error = Py_None;
-    static char *kwlist[] = {"func", "counts", "value", "on_error", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!|$OO:ObservedCall", kwlist, &func,
-                                     &CountsType, &counts, &value, &on_error)) {
+    int age = 0;
+    static char *kwlist[] = {"func", "counts", "value", "on_error", "age", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!|$OOp:ObservedCall", kwlist, &func,
+                                     &CountsType, &counts, &value, &on_error, &age)) {
+        return NULL;
+    }
+    if (age && value != Py_None) {
+        PyErr_SetString(PyExc_TypeError, "ObservedCall takes value=... or age=True, not both");
         return NULL;
     }
     if (!PyCallable_Check(func)) {
         PyErr_Format(PyExc_TypeError, "ObservedCall wraps a callable, not %R", func);
         return NULL;
     }
-    if (value != Py_None && !PyCallable_Check(on_error)) {
-        PyErr_SetString(PyExc_TypeError, "ObservedCall(value=...) needs an on_error callable");
+    if ((value != Py_None || age) && !PyCallable_Check(on_error)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "ObservedCall(value=...) and (age=True) need an on_error callable");
         return NULL;
     }
     ObservedCallObject *self = (ObservedCallObject *)type->tp_alloc(type, 0);
@@ -277,7 +317,8 @@ observed_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->func = Py_NewRef(func);
     self->counts = (CountsObject *)Py_NewRef(counts);
     self->value = value == Py_None ? NULL : Py_NewRef(value);
-    self->on_error = value == Py_None ? NULL : Py_NewRef(on_error);
+    self->on_error = value == Py_None && !age ? NULL : Py_NewRef(on_error);
+    self->age = age;
     self->vectorcall = observed_vectorcall;
     return (PyObject *)self;
 }
@@ -351,7 +392,8 @@ static PyGetSetDef observed_getset[] = {
 static PyTypeObject ObservedCallType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "qw_metrics._speedups.ObservedCall",
-    .tp_doc = "A function wrapper that observes each call's duration, or a value of its result.",
+    .tp_doc = "A function wrapper that observes each call's duration, a value of its result, or "
+              "the age of the time.time() it returns.",
     .tp_basicsize = sizeof(ObservedCallObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL
                 | Py_TPFLAGS_METHOD_DESCRIPTOR,

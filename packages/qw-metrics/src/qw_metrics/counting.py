@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -115,6 +116,12 @@ def recorded(
         labels=labels,
     )
     return _result_decorator(plan)
+
+
+def seconds_since(timestamp: float | None) -> float | None:
+    """Seconds from `timestamp` (a `time.time()` reading) to now, None for None: the value for
+    `recorded` on a function that returns when its input arrived."""
+    return None if timestamp is None else time.time() - timestamp
 
 
 def _result_decorator(plan: Callable[[], _Plan]) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -235,6 +242,8 @@ def _sync_call(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:
         if isinstance(counts, ShardedCounts):
             return compile_wrapper(_OBSERVE, func, {**names, **inline_observe_names(counts)})
         on_error = functools.partial(report_once, plan.site, _message(plan))
+        if amount is seconds_since:  # computed in C, without calling it
+            return _native.ObservedCall(func, counts, age=True, on_error=on_error)
         return _native.ObservedCall(func, counts, value=amount, on_error=on_error)
     return compile_wrapper(_VALUE, func, names)
 

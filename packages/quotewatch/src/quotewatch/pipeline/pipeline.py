@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Protocol
 
-from qw_metrics import counted, recorded, timed
+from qw_metrics import counted, recorded, seconds_since, timed
 
 from quotewatch.book import OrderBook
 from quotewatch.events import BookSnapshot, BookUpdate, Event, Level, Trade
@@ -185,10 +185,6 @@ class ProductPipeline:
         self.state: ProductState | None = None
 
 
-def _latency(received: float | None) -> float | None:
-    return None if received is None else time.time() - received
-
-
 class Pipeline:
     """Turns feed events into features, predictions, storage rows and state snapshots."""
 
@@ -222,7 +218,7 @@ class Pipeline:
         self._feed_at = 0.0
         state.update_feed(source=source)
 
-    @recorded(MESSAGE_LATENCY, value=_latency)
+    @recorded(MESSAGE_LATENCY, value=seconds_since)
     def process(self, event: Event) -> float | None:
         """Handle one event (a `FeedSession` consumer); return its frame's receive time (wall
         clock seconds; the call's start in a replay), or None when no state changed."""
