@@ -9,9 +9,10 @@
 2. **Instrumentation cost**: the same replay with metrics on and with `QW_METRICS_DISABLED=1`,
    each in its own subprocess, alternating; the medians compared, and the median of each
    metrics-on run against the metrics-off run before it (with quartiles, to show the noise).
-   Time on this shared machine varies by about 20% from run to run, so the same two modes are
-   also compared by the instructions they execute (valgrind's cachegrind, where installed),
-   which do not vary, and against the per-call cost of the decorators a message crosses.
+   Time on this shared machine varies by about 20% from one process to the next, so the two
+   modes are also compared inside one process (the wrappers taken out and put back, ABBA), by
+   the instructions they execute (valgrind's cachegrind, where installed), which do not vary,
+   and against the per-call cost of the decorators a message crosses.
    Target: <= 3%.
 3. **Latency under load**: `quotewatch simulate` in its own process at 10x the normal rate,
    `quotewatch`'s runner (feed client, pipeline, storage, /metrics) connected to it for a while;
@@ -156,9 +157,11 @@ def wrapped_sites(package: str) -> list[tuple[object, str, object, object]]:
             return None if inner is None else type(value)(inner)  # type: ignore[arg-type]
         code = getattr(value, "__code__", None)
         compiled = code is not None and code.co_filename.startswith("<qw_metrics wrapper")
-        if compiled or type(value).__name__ == "ObservedCall":
+        if compiled or (_native.BUILT and isinstance(value, _native.ObservedCall)):
             return value.__wrapped__  # type: ignore[attr-defined, no-any-return]
         return None
+
+    from qw_metrics import _native
 
     sites = []
     for module_name, module in list(sys.modules.items()):
