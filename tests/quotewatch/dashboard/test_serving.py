@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from quotewatch.dashboard.app import DashboardOptions
-from quotewatch.dashboard.serving import DashboardServer, feed_health, serve
+from quotewatch.dashboard.serving import DashboardServer, serve
+from quotewatch.probes import feed_health
 from quotewatch.state import FeedStatus, Snapshot, StateStore
 from support.dash_client import call, callback_request
 from support.dashboard_state import product_state

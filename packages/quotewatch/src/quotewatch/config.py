@@ -32,6 +32,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"must be a TCP port from 0 (any free) to 65535, got {text!r}")
+    return value
+
+
 def parse_products(text: str) -> tuple[str, ...]:
     """Comma-separated product ids, upper-cased; ValueError if there are none."""
     products = tuple(p.strip().upper() for p in text.split(",") if p.strip())
@@ -46,13 +53,19 @@ def _feed(text: str) -> str:
     return text
 
 
-def _setting(flag: str | None, env: str | None, default: Any, parse: Callable[[str], Any] = str,
-             secret: bool = False) -> Any:  # fmt: skip
+def _setting(flag: str | None, env: str | tuple[str, ...] | None, default: Any,
+             parse: Callable[[str], Any] = str, secret: bool = False) -> Any:  # fmt: skip
+    """A field read from `flag`, else from the first of the `env` names that is set."""
+    names = (env,) if isinstance(env, str) else (env or ())
     return field(
         default=default,
         repr=not secret,
-        metadata={"flag": flag, "env": env, "parse": parse},
+        metadata={"flag": flag, "env": names, "parse": parse},
     )
+
+
+# Cloud Run sets K_SERVICE in every container it runs, and PORT to the port it routes to.
+CLOUD_RUN_ENV = "K_SERVICE"
 
 
 @dataclass(frozen=True)
@@ -66,8 +79,9 @@ class Settings:
     flush_rows: int = _setting("--flush-rows", "QW_FLUSH_ROWS", 5_000, _positive_int)
     feed: str = _setting("--feed", "QW_FEED", "exchange", _feed)
     products: tuple[str, ...] = _setting("--products", "QW_PRODUCTS", ("BTC-USD",), parse_products)
+    # Default 127.0.0.1; 0.0.0.0 on Cloud Run, whose router reaches the container from outside.
     host: str = _setting("--host", "QW_HOST", "127.0.0.1")
-    port: int = _setting("--port", "QW_PORT", 8050, int)
+    port: int = _setting("--port", ("QW_PORT", "PORT"), 8050, _port)
     push_url: str | None = _setting("--push-url", "GRAFANA_PUSH_URL", None)
     push_interval: float = _setting("--push-interval", "QW_PUSH_INTERVAL", 15.0, _positive_float)
     grafana_user: str | None = _setting(None, "GRAFANA_USER", None)
@@ -88,14 +102,22 @@ class Settings:
         for f in fields(cls):
             meta = f.metadata
             flag_value = getattr(args, f.name, None) if args is not None else None
+            env_name = next((name for name in meta["env"] if environ.get(name)), None)
             if flag_value is not None:
                 raw, origin = flag_value, meta["flag"]
-            elif meta["env"] and environ.get(meta["env"]):
-                raw, origin = environ[meta["env"]], meta["env"]
+            elif env_name is not None:
+                raw, origin = environ[env_name], env_name
             else:
                 continue
             try:
                 values[f.name] = meta["parse"](raw) if isinstance(raw, str) else raw
             except ValueError as exc:
                 raise ConfigError(f"{origin}={raw!r} is invalid: {exc}") from None
+        if "host" not in values and environ.get(CLOUD_RUN_ENV):
+            values["host"] = "0.0.0.0"
         return cls(**values)
+
+    @staticmethod
+    def environment_variables() -> tuple[str, ...]:
+        """Every environment variable a setting reads, in declaration order."""
+        return tuple(name for f in fields(Settings) for name in f.metadata["env"])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
+
+from quotewatch.logs import configure_logging
 
 # Each module named here defines `register(subparsers)`, which adds its sub-command and sets
 # `handler(args) -> int` as the parser's default.
@@ -29,10 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the `quotewatch` command line and return its exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     status: int = args.handler(args)
     return status
 

@@ -9,12 +9,13 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quotewatch.cli.arguments import positive
-from quotewatch.config import ConfigError, Settings
+from quotewatch.config import CLOUD_RUN_ENV, ConfigError, Settings
 
 if TYPE_CHECKING:
     from quotewatch.ingest.parser import Feed
@@ -40,8 +41,10 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     add("--data-dir", default=None, help="local state: catalog, warehouse, spill (QW_DATA_DIR)")
     add("--catalog-uri", default=None, help="Iceberg SQL catalog URI (QW_CATALOG_URI)")
     add("--warehouse", default=None, help="Iceberg warehouse location (QW_WAREHOUSE)")
-    add("--host", default=None, help="dashboard / metrics bind address (QW_HOST; 127.0.0.1)")
-    add("--port", default=None, help="dashboard / metrics port, 0 = any free (QW_PORT; 8050)")
+    add("--host", default=None,
+        help="bind address (QW_HOST; 127.0.0.1, or 0.0.0.0 on Cloud Run)")  # fmt: skip
+    add("--port", default=None,
+        help="dashboard / metrics port, 0 = any free (QW_PORT, then PORT; 8050)")  # fmt: skip
     add("--flush-interval", default=None, metavar="SECONDS",
         help="storage flush timer per table (QW_FLUSH_INTERVAL; 10)")  # fmt: skip
     add("--flush-rows", default=None, metavar="ROWS",
@@ -100,9 +103,12 @@ def execute(
 
 
 def write_summary(summary: dict[str, Any], path: Path | None) -> None:
-    """Print the summary as JSON, and write it to `path` if given."""
+    """Print the summary as JSON, and write it to `path` if given.
+
+    On Cloud Run it is printed on one line, which Cloud Logging keeps as one structured entry.
+    """
     text = json.dumps(summary, indent=2)
-    print(text, flush=True)
+    print(json.dumps(summary) if os.environ.get(CLOUD_RUN_ENV) else text, flush=True)
     if path is not None:
         path.write_text(text + "\n", encoding="utf-8")
 

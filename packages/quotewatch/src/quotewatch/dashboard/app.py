@@ -17,6 +17,7 @@ from quotewatch.dashboard import health, live
 from quotewatch.dashboard.health import HealthPage, derive
 from quotewatch.dashboard.sampler import MetricsSampler
 from quotewatch.dashboard.series import MetricSource
+from quotewatch.probes import STALE_AFTER
 from quotewatch.state import StateStore
 
 LIVE_PATH = "/"
@@ -28,7 +29,7 @@ ASSETS = Path(__file__).with_name("assets")
 class DashboardOptions:
     """How often pages refresh and when data counts as stale."""
 
-    stale_after: float = 5.0  # seconds without an update before the warning shows
+    stale_after: float = STALE_AFTER  # seconds without an update before the warning shows
     live_interval_ms: int = 1000
     health_interval_ms: int = 2000
     sample_interval: float = 1.0  # seconds between scrapes of the metric registry

@@ -1,4 +1,4 @@
-"""Serves the dashboard with waitress: the Dash pages, `/metrics` and `/health` on one server.
+"""Serves the dashboard with waitress: the Dash pages, `/metrics`, `/health` and `/ready`.
 
 `serve()` runs waitress in a background thread and returns a handle with `stop()`; the pipeline
 runs one of these per process. It binds 127.0.0.1 unless told otherwise (`0.0.0.0` in a
@@ -7,7 +7,6 @@ container).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -20,20 +19,10 @@ from waitress.server import create_server
 
 from quotewatch.dashboard.app import Dashboard, DashboardOptions, build_app
 from quotewatch.metrics import DEFAULT_REGISTRY, Registry, exposition
-from quotewatch.state import Snapshot, StateStore
+from quotewatch.probes import StorageOpen, liveness, readiness
+from quotewatch.state import StateStore
 
 log = logging.getLogger(__name__)
-
-
-def feed_health(snapshot: Snapshot, now: float, stale_after: float) -> tuple[bool, str]:
-    """Whether the feed is fresh (a message processed within `stale_after` s), and why not."""
-    last = snapshot.feed.last_message_at
-    if last is None:
-        return False, "no feed message processed yet"
-    age = max(0.0, now - last)
-    if age > stale_after:
-        return False, f"no feed message for {age:.1f} s (limit {stale_after:g} s)"
-    return True, f"last feed message {age:.1f} s ago"
 
 
 def wsgi_app(
@@ -42,8 +31,10 @@ def wsgi_app(
     options: DashboardOptions | None = None,
     *,
     clock: Callable[[], float] = time.time,
+    storage_open: StorageOpen = None,
 ) -> tuple[Flask, Dashboard]:
-    """The Flask app serving the dashboard, `/metrics` and `/health`, and its Dashboard.
+    """The Flask app serving the dashboard, `/metrics`, `/health` and `/ready`, and its
+    Dashboard (see `quotewatch.probes` for the two checks).
 
     The caller starts and stops `dashboard.sampler`; `serve()` does both.
     """
@@ -56,20 +47,16 @@ def wsgi_app(
         return Response(body, content_type=content_type)
 
     def health() -> Response:
-        snapshot = store.current()
-        ok, reason = feed_health(snapshot, clock(), options.stale_after)
-        feed = snapshot.feed
-        body = {
-            "status": "ok" if ok else "stale",
-            "reason": reason,
-            "feed": {"source": feed.source, "connected": feed.connected, "messages": feed.messages},
-        }
-        return Response(
-            json.dumps(body), status=200 if ok else 503, content_type="application/json"
-        )
+        status, body = liveness(store.current(), clock(), options.stale_after)
+        return Response(body, status=status, content_type="application/json")
+
+    def ready() -> Response:
+        status, body = readiness(store.current(), storage_open)
+        return Response(body, status=status, content_type="application/json")
 
     server.add_url_rule("/metrics", "qw_metrics", metrics)
     server.add_url_rule("/health", "qw_health", health)
+    server.add_url_rule("/ready", "qw_ready", ready)
     return server, dashboard
 
 
@@ -115,13 +102,14 @@ def serve(
     options: DashboardOptions | None = None,
     threads: int = 4,
     clock: Callable[[], float] = time.time,
+    storage_open: StorageOpen = None,
 ) -> DashboardServer:
     """Serve the dashboard for `store` on `host:port` (0 = any free port) in a daemon thread.
 
-    Also serves `/metrics` (Prometheus text of `registry`) and `/health` (200 while the feed is
-    fresh, 503 with the reason otherwise). Returns a handle; call `stop()` to shut down.
+    Also serves `/metrics` (Prometheus text of `registry`), `/health` and `/ready` (see
+    `quotewatch.probes`). Returns a handle; call `stop()` to shut down.
     """
-    app, dashboard = wsgi_app(store, registry, options, clock=clock)
+    app, dashboard = wsgi_app(store, registry, options, clock=clock, storage_open=storage_open)
     server = create_server(app, host=host, port=port, threads=threads, ident="quotewatch")
     bound_port = int(server.effective_port)
     thread = threading.Thread(target=server.run, name="qw-dashboard", daemon=True)

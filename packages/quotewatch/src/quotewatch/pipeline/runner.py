@@ -24,7 +24,8 @@ Shutdown (SIGINT, SIGTERM, `--duration`, or the end of a replay), in this order:
 (cancel its task), drain the pipeline (`Pipeline.close`: predictions still waiting for a label
 are written with a null label and the counters are reported), flush storage
 (`StorageWriter.close`), final metrics push (`MetricsPusher.stop(flush=True)`), then stop the
-dashboard or metrics server.
+dashboard or metrics server. All of it within `RunOptions.shutdown_budget` (8 s: Cloud Run
+kills 10 s after SIGTERM); rows storage cannot commit in time are spilled, not lost.
 """
 
 from __future__ import annotations
@@ -51,13 +52,18 @@ from quotewatch.pipeline.loop_lag import probe_loop_lag
 from quotewatch.pipeline.pipeline import Pipeline, PipelineConfig
 from quotewatch.pipeline.process_tuning import tuned_for_feed
 from quotewatch.pipeline.summary import pipeline_summary
+from quotewatch.probes import StorageOpen, liveness, readiness
 from quotewatch.state import StateStore
 from quotewatch.storage.writer import StorageWriter
 from quotewatch.summary import build_summary
 
 log = logging.getLogger(__name__)
 
-STORAGE_CLOSE_TIMEOUT = 30.0
+# Cloud Run sends SIGTERM, then SIGKILL 10 s later: the whole shutdown fits in 8 s, and rows
+# storage cannot commit by then are spilled to disk (recovered by the next start), not lost.
+SHUTDOWN_BUDGET = 8.0
+PUSH_RESERVE = 1.5  # seconds of the budget kept for the final metrics push
+SERVER_STOP_TIMEOUT = 0.5
 
 
 @dataclass(frozen=True)
@@ -70,15 +76,28 @@ class RunOptions:
     # A replay: every product in the recording is followed, and latency is measured from
     # processing, not from the recorded receive time.
     replay: bool = False
+    shutdown_budget: float = SHUTDOWN_BUDGET  # seconds from the stop to the end of shutdown
 
 
 class _MetricsHandler(BaseHTTPRequestHandler):
+    server: _ProbedServer
+
     def do_GET(self) -> None:
-        if self.path.split("?")[0] != "/metrics":
-            self.send_error(404, "only /metrics is served here")
-            return
-        content_type, body = exposition()
-        self.send_response(200)
+        path = self.path.split("?")[0]
+        if path == "/metrics":
+            content_type, body = exposition()
+            self._send(200, content_type, body)
+        elif path == "/health":
+            status, text = liveness(self.server.store.current(), time.time())
+            self._send(status, "application/json", text.encode())
+        elif path == "/ready":
+            status, text = readiness(self.server.store.current(), self.server.storage_open)
+            self._send(status, "application/json", text.encode())
+        else:
+            self.send_error(404, "only /metrics, /health and /ready are served here")
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -88,12 +107,22 @@ class _MetricsHandler(BaseHTTPRequestHandler):
         log.debug(format, *args)
 
 
-class MetricsServer:
-    """`/metrics` on its own daemon thread, for runs without the dashboard."""
+class _ProbedServer(ThreadingHTTPServer):
+    daemon_threads = True
 
-    def __init__(self, host: str, port: int) -> None:
-        self._server = ThreadingHTTPServer((host, port), _MetricsHandler)
-        self._server.daemon_threads = True
+    def __init__(self, address: tuple[str, int], store: StateStore, storage_open: StorageOpen):
+        super().__init__(address, _MetricsHandler)
+        self.store = store
+        self.storage_open = storage_open
+
+
+class MetricsServer:
+    """`/metrics`, `/health` and `/ready` on a daemon thread, for runs without the dashboard."""
+
+    def __init__(
+        self, host: str, port: int, store: StateStore, storage_open: StorageOpen = None
+    ) -> None:
+        self._server = _ProbedServer((host, port), store, storage_open)
         self.host = host
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
@@ -160,10 +189,12 @@ class Runner:
     def start_services(self) -> None:
         """Start the dashboard (or the bare `/metrics` server) and the metrics pusher."""
         host, port = self.settings.host, self.settings.port
+        writer = self.writer
+        storage_open = None if writer is None else (lambda: writer.storage_open)
         if self.options.dashboard:
-            self.server = serve(self.store, host=host, port=port)
+            self.server = serve(self.store, host=host, port=port, storage_open=storage_open)
         else:
-            self.server = MetricsServer(host, port)
+            self.server = MetricsServer(host, port, self.store, storage_open)
         self.pusher.start()
 
     async def run(self, feed: Callable[[], Awaitable[object]]) -> dict[str, Any]:
@@ -214,21 +245,37 @@ class Runner:
             await asyncio.gather(feed_task, lag_task, stop_task, return_exceptions=True)
 
     def shutdown(self) -> dict[str, Any]:
-        """Drain the pipeline, flush storage, push metrics a last time, stop serving; return
-        the run summary. The feed must already be stopped."""
-        duration = time.monotonic() - self._started
+        """Drain the pipeline, flush storage, push metrics a last time, stop serving, all
+        within `options.shutdown_budget` seconds; return the run summary. The feed must already
+        be stopped."""
+        now = time.monotonic()
+        deadline = now + self.options.shutdown_budget
+        duration = now - self._started
         self.session.report_counts()
         self.pipeline.close()
         counts = None
         if self.writer is not None:
-            counts = self.writer.close(STORAGE_CLOSE_TIMEOUT)
-        self.pusher.stop(flush=True)
+            # What close() cannot commit in its share of the budget it spills.
+            counts = self.writer.close(deadline - time.monotonic() - PUSH_RESERVE)
+        self._final_push(deadline - time.monotonic() - SERVER_STOP_TIMEOUT)
         if self.server is not None:
-            self.server.stop()
+            self.server.stop(SERVER_STOP_TIMEOUT)
             self.server = None
         summary = build_summary(self.session, duration)
         summary.update(pipeline_summary(self.pipeline, counts))
         return summary
+
+    def _final_push(self, timeout: float) -> None:
+        """Stop the pusher with a last push, waiting at most `timeout` seconds: a request to a
+        hung receiver can outlast the budget, and the pusher's threads do not hold up exit."""
+        self.pusher.flush_timeout = max(0.1, timeout)
+        stopper = threading.Thread(
+            target=self.pusher.stop, kwargs={"flush": True}, name="qw-final-push", daemon=True
+        )
+        stopper.start()
+        stopper.join(max(0.1, timeout))
+        if stopper.is_alive():
+            log.warning("final metrics push did not finish within %.1f s; exiting", timeout)
 
 
 async def _run_feed(feed: Callable[[], Awaitable[object]]) -> None:

@@ -266,6 +266,11 @@ class StorageWriter:
 
     # --- state -------------------------------------------------------------------------------
 
+    @property
+    def storage_open(self) -> bool:
+        """Whether the catalog and every table have been opened (the run's readiness)."""
+        return len(self._tables) == len(TABLE_NAMES)
+
     def __len__(self) -> int:
         """Rows held in memory: buffered plus failed batches awaiting a retry."""
         with self._lock:
