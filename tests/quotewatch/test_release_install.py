@@ -1,0 +1,141 @@
+"""The release as Cloud Run runs it: wheels from scripts/build-release, installed with plain pip
+into a fresh venv (the Dockerfile's steps, without Docker), then `quotewatch run` from there.
+
+Against the local exchange, with Cloud Run's environment (PORT, K_SERVICE): the probes and
+/metrics answer on PORT, logs are JSON lines, SIGTERM ends the run within the 8 s budget, peak
+RSS stays under half the service's 1 GiB limit, and the tables read back what the summary says.
+Slow (a pip install of every locked dependency, about a minute with a warm pip cache), but it
+is what proves the image's install path works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from support.storage import read_table
+
+ROOT = Path(__file__).resolve().parents[2]
+MEMORY_LIMIT_MIB = 1024  # deploy/cloudrun/service.yaml
+SHUTDOWN_BUDGET = 8.0
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bin dir of a fresh venv holding the release, installed as the Dockerfile does."""
+    base = tmp_path_factory.mktemp("release")
+    dist = base / "dist"
+    subprocess.run([str(ROOT / "scripts" / "build-release"), str(dist)], check=True)
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps"]
+    subprocess.run([*pip, "-r", str(dist / "requirements.txt")], check=True)
+    subprocess.run([*pip, *map(str, sorted(dist.glob("*.whl")))], check=True)
+    return venv / "bin"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def exchange(installed: Path) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [str(installed / "quotewatch"), "simulate", "--products", "BTC-USD", "--seed", "3"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = next(line.split()[1] for line in proc.stdout if line.startswith("exchange "))
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[str], timeout: float) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "quotewatch run exited before it was ready"
+        try:
+            response = httpx.get(f"{base}/ready", timeout=2)
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"/ready never said 200 within {timeout} s")
+
+
+def test_installed_release_runs_as_on_cloud_run_and_stops_within_the_budget(
+    installed: Path, exchange: str, tmp_path: Path
+) -> None:
+    port = _free_port()
+    data_dir = tmp_path / "data"
+    summary_path = tmp_path / "summary.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QW_", "GRAFANA_"))}
+    env.update({"PORT": str(port), "K_SERVICE": "quotewatch-test", "K_REVISION": "r1"})
+    command = [str(installed / "quotewatch"), "run", "--url", exchange, "--products", "BTC-USD",
+               "--data-dir", str(data_dir), "--flush-interval", "1",
+               "--summary-json", str(summary_path)]  # fmt: skip
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        ready = _wait_ready(base, proc, timeout=90)
+        assert ready.json()["storage"] == "open"
+        time.sleep(6)  # several flushes and a few hundred book updates
+        health = httpx.get(f"{base}/health", timeout=5)
+        assert (health.status_code, health.json()["status"]) == (200, "ok")
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+        assert "coinbase_messages_received_total{" in metrics
+        assert httpx.get(f"{base}/", timeout=5).status_code == 200  # the dashboard is on PORT
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.monotonic() - sent
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    stdout, stderr = proc.stdout.read(), proc.stderr.read()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert elapsed < SHUTDOWN_BUDGET, f"shutdown took {elapsed:.2f} s"
+    peak_mib = usage.ru_maxrss / 1024  # KiB on Linux
+    print(f"shutdown {elapsed:.2f} s, peak RSS {peak_mib:.0f} MiB")
+    assert peak_mib < MEMORY_LIMIT_MIB / 2
+
+    entries = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    assert entries, "no log lines"
+    assert all({"severity", "message", "logger", "time"} <= e.keys() for e in entries)
+    assert any("dashboard serving on" in e["message"] for e in entries)
+    # The summary goes to stdout on one line: one Cloud Logging entry, not one per line.
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary == json.loads(summary_path.read_text())
+
+    storage = summary["storage"]
+    # The model is still warming up this early, so there are no predictions to expect yet.
+    assert storage["completeness"] == {
+        "raw_orderbook": 1.0, "raw_trades": 1.0, "features": 1.0, "predictions": None,
+    }  # fmt: skip
+    for table, written in storage["rows_written"].items():
+        assert len(read_table(data_dir, table)) == written, table
+    assert storage["rows_written"]["raw_orderbook"] >= 50
