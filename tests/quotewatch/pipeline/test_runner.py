@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,12 @@ from quotewatch.pipeline.pipeline import PipelineConfig
 from quotewatch.pipeline.runner import Runner, RunOptions
 from quotewatch.replay import replay
 from quotewatch.simulate.server import LocalExchange
+from quotewatch.storage.catalog import CatalogConfig, build_catalog
+from quotewatch.storage.spill import recover
+from quotewatch.storage.tables import ensure_tables
 from support.exchange_frames import exchange_frames
 from support.prometheus import running_prometheus
+from support.storage import read_table, wait_for, warehouse_outage
 
 TABLES = ("raw_orderbook", "raw_trades", "features", "predictions")
 
@@ -129,3 +134,40 @@ def test_a_replay_runs_through_the_pipeline_and_ends_the_run(tmp_path: Path) -> 
     assert "storage" not in summary
     # Replay latency is measured from processing, not from the recorded (past) receive time.
     assert summary["pipeline"]["latency_p99_ms"] < 1000
+
+
+def test_shutdown_keeps_its_budget_and_spills_what_storage_cannot_take(tmp_path: Path) -> None:
+    recording = tmp_path / "rec.jsonl"
+    frames = exchange_frames(("BTC-USD",), seconds=10.0, rate=2.0)
+    recording.write_text(
+        "".join(json.dumps({"ts": us / 1e6, "msg": text}) + "\n" for text, us in frames)
+    )
+    # No timed flush: every row is still in memory when the run stops.
+    settings = Settings(data_dir=tmp_path, port=0, flush_interval=3600, flush_rows=100_000)
+    runner = Runner(
+        settings, Feed.EXCHANGE, RunOptions(dashboard=False, replay=True, shutdown_budget=3.0)
+    )
+    assert runner.writer is not None
+    writer = runner.writer
+    outage = warehouse_outage(tmp_path)
+
+    async def feed() -> None:
+        await asyncio.to_thread(wait_for, lambda: writer.storage_open, 30, "storage to open")
+        await replay(recording, runner.session)
+        outage.__enter__()  # storage goes down just as the run stops
+
+    started = time.monotonic()
+    try:
+        summary = asyncio.run(runner.run(feed))
+        elapsed = time.monotonic() - started
+    finally:
+        outage.__exit__(None, None, None)
+    expected = summary["pipeline"]["rows_expected"]
+    assert expected["raw_orderbook"] > 50
+    assert summary["storage"]["rows_written"]["raw_orderbook"] == 0
+    assert elapsed < 3.0 + 1.0  # the budget, plus the replay itself
+    # Nothing is lost: the spill files hold every row, and the next start commits them.
+    recovered = recover(tmp_path, ensure_tables(build_catalog(CatalogConfig.resolve(tmp_path))))
+    for table in TABLES:
+        assert recovered[table] == expected[table], table
+        assert len(read_table(tmp_path, table)) == expected[table], table
