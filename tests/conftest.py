@@ -14,14 +14,24 @@ EXTERNAL_PROGRAMS = {
 }
 
 
+def _missing(marker: str) -> str | None:
+    """Why a test with `marker` cannot run here, or None."""
+    if marker == "postgres":
+        from support.postgres import postgres_bin
+
+        return None if postgres_bin() else "needs initdb and pg_ctl: apt-get install postgresql"
+    programs, packages = EXTERNAL_PROGRAMS[marker]
+    missing = [p for p in programs if shutil.which(p) is None]
+    return f"needs {', '.join(missing)} on PATH: apt-get install {packages}" if missing else None
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker, (programs, packages) in EXTERNAL_PROGRAMS.items():
+    for marker in (*EXTERNAL_PROGRAMS, "postgres"):
         if item.get_closest_marker(marker) is None:
             continue
-        missing = [p for p in programs if shutil.which(p) is None]
-        if not missing:
+        reason = _missing(marker)
+        if reason is None:
             continue
-        reason = f"needs {', '.join(missing)} on PATH: apt-get install {packages}"
         # .ci/run installs these programs and sets QW_REQUIRE_EXTERNAL=1, so a skip there is a bug.
         if os.environ.get("QW_REQUIRE_EXTERNAL") == "1":
             pytest.fail(f"QW_REQUIRE_EXTERNAL=1 but this test {reason}", pytrace=False)

@@ -11,6 +11,8 @@ corrections: gaps are counted per product and `source`, and completeness is read
 
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -123,6 +125,27 @@ FLUSH_ERRORS = Counter("iceberg_flush_errors", "Failed flush attempts, by table.
 SPILLED_ROWS = Counter(
     "iceberg_spilled_rows", "Rows spilled to local Parquet while storage was down.", ["table"]
 )
+COMMIT_RETRIES = Counter(
+    "iceberg_commit_retries",
+    "Commits retried after another writer (another instance) committed the same table first.",
+)
+
+
+class _CommitRetries(logging.Handler):
+    """Counts pyiceberg's retries of a commit that lost the optimistic race on the catalog.
+
+    pyiceberg retries inside `Transaction.commit_transaction` and reports each retry only by
+    this warning, so the count is taken from its log records, outside the storage code.
+    """
+
+    PREFIX = "Commit failed due to a concurrent update"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, str) and record.msg.startswith(self.PREFIX):
+            COMMIT_RETRIES.inc()
+
+
+logging.getLogger("pyiceberg.table").addHandler(_CommitRetries(logging.WARNING))
 
 # --- dashboard --------------------------------------------------------------------------------
 DASHBOARD_UPDATE_AGE = Gauge(

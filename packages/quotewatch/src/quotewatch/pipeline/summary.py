@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from quotewatch.metrics import MESSAGE_LATENCY
+from quotewatch.metrics import COMMIT_RETRIES, MESSAGE_LATENCY
 from quotewatch.pipeline.pipeline import Pipeline
 
 
@@ -39,6 +39,18 @@ def latency_buckets() -> list[tuple[float, float]]:
             if sample.name.endswith("_bucket"):
                 out.append((float(sample.labels["le"]), sample.value))
     return sorted(out)
+
+
+def commit_retries() -> int:
+    """Commits this process retried after losing a race with another writer."""
+    return int(
+        sum(
+            s.value
+            for f in COMMIT_RETRIES.collect()
+            for s in f.samples
+            if s.name.endswith("_total")
+        )
+    )
 
 
 def pipeline_summary(
@@ -81,6 +93,7 @@ def pipeline_summary(
         written = {table: c.written for table, c in storage.items()}
         summary["storage"] = {
             "rows_written": written,
+            "commit_retries": commit_retries(),
             "completeness": {
                 table: round(written.get(table, 0) / n, 6) if n else None
                 for table, n in stats.rows.items()
