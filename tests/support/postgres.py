@@ -19,13 +19,30 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _version(initdb: Path) -> tuple[int, ...]:
+    """(15,) for /usr/lib/postgresql/15/bin/initdb, (9, 6) for .../9.6/...; () if unparsable."""
+    try:
+        return tuple(int(part) for part in initdb.parts[-3].split("."))
+    except ValueError:
+        return ()
+
+
 def postgres_bin() -> Path | None:
-    """The directory holding initdb and pg_ctl: Debian's newest, else whatever is on PATH."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-    if found:
-        return found[-1].parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb and shutil.which("pg_ctl") else None
+    """The directory holding initdb and pg_ctl: `pg_config --bindir`, else Debian's newest
+    /usr/lib/postgresql/VERSION/bin, else whatever is on PATH; None when there is none."""
+    candidates: list[Path] = []
+    if pg_config := shutil.which("pg_config"):
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        if out.returncode == 0 and out.stdout.strip():
+            candidates.append(Path(out.stdout.strip()))
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=_version, reverse=True)
+    candidates += [p.parent for p in found]
+    if initdb := shutil.which("initdb"):
+        candidates.append(Path(initdb).parent)
+    for bindir in candidates:
+        if all(os.access(bindir / name, os.X_OK) for name in ("initdb", "pg_ctl")):
+            return bindir
+    return None
 
 
 def _free_port() -> int:
@@ -70,3 +87,19 @@ def running_postgres() -> Iterator[str]:
     finally:
         subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, check=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def new_database(uri: str, name: str) -> str:
+    """Create database `name` in the cluster at `uri` (one per test: tests sharing a cluster
+    see none of each other's tables); return its URI."""
+    import psycopg2  # imported here: conftest imports this module for `postgres_bin` alone
+
+    server, _, _ = uri.removeprefix("postgresql+psycopg2").rpartition("/")
+    connection = psycopg2.connect(f"postgresql{server}/postgres")
+    try:
+        connection.autocommit = True  # CREATE DATABASE cannot run inside a transaction
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        connection.close()
+    return f"{uri.rpartition('/')[0]}/{name}"
