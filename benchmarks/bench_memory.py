@@ -3,7 +3,7 @@
 Sizes the Cloud Run memory limit (deploy/cloudrun/service.yaml: 1 GiB). Each case starts
 `quotewatch simulate` and `quotewatch run` (storage on, dashboard on, as the service runs),
 samples the run's RSS every second, and prints one row: the steady state (median of the second
-half of the run) and the peak.
+half of the run) and the peak before shutdown (VmHWM).
 
     uv run python benchmarks/bench_memory.py --seconds 90
 """
@@ -11,7 +11,6 @@ half of the run) and the peak.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import statistics
 import subprocess
@@ -23,12 +22,16 @@ from pathlib import Path
 PRODUCT_SETS = ("BTC-USD", "BTC-USD,ETH-USD,SOL-USD,LTC-USD,AVAX-USD")
 
 
-def rss_mib(pid: int) -> float:
-    """The process's resident set size now, in MiB."""
+def status_mib(pid: int, field: str) -> float:
+    """A size from /proc/PID/status in MiB: VmRSS (now) or VmHWM (peak since exec).
+
+    Not getrusage's ru_maxrss for the peak: Linux carries that over exec from the forked copy
+    of the parent.
+    """
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 def measure(products: str, seconds: float) -> tuple[float, float]:
@@ -50,12 +53,13 @@ def measure(products: str, seconds: float) -> tuple[float, float]:
         samples = []
         for _ in range(int(seconds)):
             time.sleep(1)
-            samples.append(rss_mib(run.pid))
+            samples.append(status_mib(run.pid, "VmRSS"))
+        peak = status_mib(run.pid, "VmHWM")
         run.send_signal(signal.SIGTERM)
-        _, _, usage = os.wait4(run.pid, 0)
+        run.wait()
     sim.terminate()
     sim.wait()
-    return statistics.median(samples[len(samples) // 2 :]), usage.ru_maxrss / 1024
+    return statistics.median(samples[len(samples) // 2 :]), peak
 
 
 def main() -> None:
