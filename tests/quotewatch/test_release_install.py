@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.prometheus import free_port
+from support.simulate import simulate_process
 from support.storage import read_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,26 +46,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv / "bin"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def exchange(installed: Path) -> Iterator[str]:
-    proc = subprocess.Popen(
-        [str(installed / "quotewatch"), "simulate", "--products", "BTC-USD", "--seed", "3"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        url = next(line.split()[1] for line in proc.stdout if line.startswith("exchange "))
+    with simulate_process(
+        str(installed / "quotewatch"), "--products", "BTC-USD", "--seed", "3"
+    ) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _peak_rss_kib(pid: int) -> int:
@@ -97,7 +84,7 @@ def _wait_ready(base: str, proc: subprocess.Popen[str], timeout: float) -> httpx
 def test_installed_release_runs_as_on_cloud_run_and_stops_within_the_budget(
     installed: Path, exchange: str, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     data_dir = tmp_path / "data"
     summary_path = tmp_path / "summary.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QW_", "GRAFANA_"))}

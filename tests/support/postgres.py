@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from support.prometheus import free_port
 
 
 def _version(initdb: Path) -> tuple[int, ...]:
@@ -45,12 +46,6 @@ def postgres_bin() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def running_postgres() -> Iterator[str]:
     """Start a cluster; yield its SQLAlchemy URI (`postgresql+psycopg2://...`); stop it."""
@@ -63,7 +58,7 @@ def running_postgres() -> Iterator[str]:
         os.chown(base, user.pw_uid, user.pw_gid)
     run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
     data, log = base / "data", base / "server.log"
-    port = _free_port()
+    port = free_port()
     initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
     subprocess.run(
         [*run_as, *initdb, "-E", "UTF8", "--no-sync"],

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 FIXED_START_US = 1_780_000_000_000_000  # 2026-05-28T20:26:40Z: a fixed simulated start time
+
+
+@contextmanager
+def simulate_process(quotewatch: str, *args: str) -> Iterator[str]:
+    """Run `quotewatch simulate ARGS` as a process; yield its Exchange websocket URL."""
+    proc = subprocess.Popen([quotewatch, "simulate", *args], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        yield next(line.split()[1] for line in proc.stdout if line.startswith("exchange "))
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 async def send(ws: ClientConnection, message: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from quotewatch.storage.commit import commit_batches, committed_batch_ids
 from quotewatch.storage.tables import TABLES, ensure_tables
 from quotewatch.storage.writer import StorageWriter
 from support.postgres import new_database, running_postgres
+from support.simulate import simulate_process
 from support.storage import trade, trades_batch
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
@@ -90,14 +91,8 @@ def test_two_instances_share_one_catalog_and_warehouse_without_losing_a_row(
 ) -> None:
     warehouse = (tmp_path / "warehouse").as_uri()
     products = ",".join(p for g in GROUPS for p in g)
-    exchange = subprocess.Popen(
-        [QUOTEWATCH, "simulate", "--products", products, "--seed", "11", "--rate", "2"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert exchange.stdout is not None
-        url = next(line.split()[1] for line in exchange.stdout if line.startswith("exchange "))
+    args = ("--products", products, "--seed", "11", "--rate", "2")
+    with simulate_process(QUOTEWATCH, *args) as url:
         runs = []
         for k, group in enumerate(GROUPS):
             command = [QUOTEWATCH, "run", "--url", url, "--products", ",".join(group),
@@ -110,9 +105,6 @@ def test_two_instances_share_one_catalog_and_warehouse_without_losing_a_row(
             )
         errors = [proc.communicate(timeout=RUN_SECONDS + 90)[1] for proc in runs]
         assert [proc.returncode for proc in runs] == [0, 0], errors
-    finally:
-        exchange.terminate()
-        exchange.wait(10)
 
     summaries = [json.loads((tmp_path / f"s{k}.json").read_text()) for k in range(len(GROUPS))]
     config = CatalogConfig.resolve(tmp_path, catalog_uri, warehouse)
