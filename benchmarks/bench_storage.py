@@ -32,9 +32,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
+from quotewatch.rows import BOOK_DEPTH, FEATURE_COLUMNS
 from quotewatch.storage.buffers import BookBuffer
 from quotewatch.storage.catalog import CatalogConfig
-from quotewatch.storage.tables import BOOK_DEPTH, FEATURE_COLUMNS, TABLES
+from quotewatch.storage.tables import TABLES
 from quotewatch.storage.writer import DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_ROWS, StorageWriter
 
 Level = tuple[Decimal, Decimal]

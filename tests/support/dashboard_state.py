@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from types import MappingProxyType
 
-from quotewatch.pipeline.features import FEATURE_NAMES as FEATURES
+from quotewatch.rows import FEATURE_NAMES as FEATURES
 from quotewatch.state import Candle, ModelState, ProductState, TradeView
 
 

@@ -9,14 +9,9 @@ import statistics
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from quotewatch.pipeline.features import (
-    FEATURE_NAMES,
-    FeatureConfig,
-    FeatureExtractor,
-    FeatureVector,
-    RollingStd,
-)
+from quotewatch.pipeline.features import FeatureConfig, FeatureExtractor, FeatureVector, RollingStd
 from quotewatch.pipeline.trades import TradeBuffer
+from quotewatch.rows import FEATURE_NAMES
 from quotewatch.state import TradeView
 
 BIDS = [(99.0, 1.0), (98.0, 2.0), (97.0, 3.0)]

@@ -11,8 +11,8 @@ from prometheus_client import REGISTRY
 from quotewatch.events import Level, Trade
 from quotewatch.ingest.parser import Feed
 from quotewatch.ingest.session import FeedSession
-from quotewatch.pipeline.features import FEATURE_NAMES
 from quotewatch.pipeline.pipeline import Pipeline, PipelineConfig
+from quotewatch.rows import FEATURE_NAMES
 from quotewatch.state import StateStore
 from support.exchange_frames import exchange_frames
 

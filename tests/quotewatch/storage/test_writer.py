@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from quotewatch.config import ConfigError, Settings
+from quotewatch.rows import FEATURE_COLUMNS
 from quotewatch.storage.buffers import BookBuffer, RowBuffer
 from quotewatch.storage.catalog import CatalogConfig, build_catalog
 from quotewatch.storage.reconcile import summary, table_row_counts
-from quotewatch.storage.tables import FEATURE_COLUMNS, TABLES
+from quotewatch.storage.tables import TABLES
 from quotewatch.storage.writer import StorageWriter, WriterClosedError
 from support.storage import T0_US, read_table, trade, wait_for
 

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from quotewatch.config import ConfigError, Settings
-from quotewatch.table_names import TABLE_NAMES
+from quotewatch.rows import TABLE_NAMES
 
 # pyiceberg takes seconds to import: the handlers import storage modules when they run, so
 # `quotewatch --help` and the other commands stay fast.

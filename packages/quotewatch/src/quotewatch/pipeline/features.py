@@ -27,15 +27,8 @@ from dataclasses import dataclass
 from qw_metrics import timed
 
 from quotewatch.pipeline.trades import TradeBuffer
+from quotewatch.rows import FEATURE_NAMES
 
-FEATURE_NAMES: tuple[str, ...] = (
-    "spread_bps",
-    "imbalance",
-    "imbalance_weighted",
-    "depth",
-    "volatility",
-    "trade_imbalance",
-)
 _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 

@@ -34,10 +34,9 @@ time is the recorded one, so a pipeline made with `replay=True` measures from th
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Protocol
 
 from qw_metrics import counted, recorded, seconds_since, timed
 
@@ -52,56 +51,14 @@ from quotewatch.metrics import (
 )
 from quotewatch.pipeline.candles import CandleBuilder
 from quotewatch.pipeline.classifier import OnlineClassifier
-from quotewatch.pipeline.features import (
-    FEATURE_NAMES,
-    FeatureConfig,
-    FeatureExtractor,
-    FeatureVector,
-)
+from quotewatch.pipeline.features import FeatureConfig, FeatureExtractor, FeatureVector
 from quotewatch.pipeline.labeler import Labeler, LabelResult, Sample
 from quotewatch.pipeline.trades import TradeBuffer
+from quotewatch.rows import BOOK_DEPTH, FEATURE_NAMES, TABLE_NAMES, RowSink
 from quotewatch.state import FeedStatus, ProductState, StateStore, TradeView
-from quotewatch.storage.tables import BOOK_DEPTH
-from quotewatch.table_names import TABLE_NAMES
 
 # How often the feed status in the snapshot is refreshed; per message would cost for nothing.
 _FEED_STATUS_EVERY = 0.25
-
-
-class RowSink(Protocol):
-    """Where storage rows go: `quotewatch.storage.writer.StorageWriter` has this shape."""
-
-    def submit_orderbook(
-        self,
-        product: str,
-        time_us: int,
-        received_us: int,
-        bids: Sequence[Level],
-        asks: Sequence[Level],
-    ) -> None:
-        """Queue one raw_orderbook row."""
-
-    def submit_trade(self, trade: Trade) -> None:
-        """Queue one raw_trades row."""
-
-    def submit_feature_values(
-        self, product: str, time_us: int, received_us: int, values: tuple[float | None, ...]
-    ) -> None:
-        """Queue one features row: mid, then the features in `FEATURE_NAMES` order."""
-
-    def submit_prediction(
-        self,
-        product: str,
-        time_us: int,
-        received_us: int,
-        *,
-        horizon_seconds: float,
-        probability: float,
-        predicted_class: int,
-        label: int | None,
-        labelled_us: int | None,
-    ) -> None:
-        """Queue one predictions row."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,9 @@
 from quotewatch.storage.catalog import CatalogConfig, StorageConfigError, build_catalog
 from quotewatch.storage.tables import TABLES, ensure_tables
 from quotewatch.storage.writer import FlushResult, StorageWriter, TableCounts, WriterClosedError
-from quotewatch.table_names import TABLE_NAMES
 
 __all__ = [
     "TABLES",
-    "TABLE_NAMES",
     "CatalogConfig",
     "FlushResult",
     "StorageConfigError",

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from quotewatch.storage.tables import BOOK_DEPTH, PRICE_PRECISION, PRICE_SCALE, TableDef
+from quotewatch.rows import BOOK_DEPTH
+from quotewatch.storage.tables import PRICE_PRECISION, PRICE_SCALE, TableDef
 
 log = logging.getLogger(__name__)
 

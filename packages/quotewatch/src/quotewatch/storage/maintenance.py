@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.io.pyarrow import parquet_file_to_data_file
 
+from quotewatch.rows import TABLE_NAMES
 from quotewatch.storage.commit import BATCH_PROPERTY, Batch, new_batch_id, write_data_files
 from quotewatch.storage.tables import table_def
-from quotewatch.table_names import TABLE_NAMES
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from quotewatch.rows import TABLE_NAMES
 from quotewatch.storage.tables import table_def
-from quotewatch.table_names import TABLE_NAMES
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog

@@ -12,26 +12,17 @@ Prices and sizes are `decimal(38, 18)`: 20 integer and 18 fractional digits hold
 price and size exactly (Coinbase quotes at most 8 decimals; 18 covers wei-level amounts), and a
 value that would not fit is never rounded: its row is dropped, logged and counted as rejected.
 
-Row shapes accepted by `StorageWriter` (times are `int` microseconds since the epoch, UTC;
-prices/sizes are `decimal.Decimal`):
+How rows arrive is `quotewatch.rows.RowSink` (times in microseconds, exact prices); how they
+are stored:
 
-- `raw_orderbook`: `submit_orderbook(product, time_us, received_us, bids, asks)`, with `bids`
-  and `asks` the top levels best-first as `(price, size)` pairs, as `OrderBook.top(10)` returns
-  them. Stored as `bid_price_0..9`, `bid_size_0..9`, `ask_price_0..9`, `ask_size_0..9`; levels
-  the book does not have are null.
-- `raw_trades`: `submit_trade(trade)` with a `quotewatch.events.Trade`; stored as `trade_id`
-  (long), `price`, `size` and `taker_side` ("buy" or "sell").
-- `features`: `submit_features(product, time_us, received_us, features)`, `features` a mapping
-  from the names in `FEATURE_COLUMNS` to floats (a missing name is stored as null), or, on the
-  per-update path, `submit_feature_values(product, time_us, received_us, values)` with `values`
-  a tuple of floats (or None) in `FEATURE_COLUMNS` order. `mid` is a float like the other model
-  inputs; exact prices are in `raw_orderbook`.
-- `predictions`: `submit_prediction(product, time_us, received_us, *, horizon_seconds,
-  probability, predicted_class, label, labelled_us)`. A prediction is written ONCE, when its
-  label is known, so the row carries both the prediction and the outcome and no table update is
-  ever needed; `time_us` is the time of the features it was made from, `labelled_us` the time
-  the label became known. A prediction that is never labelled (evicted, or the run ended first)
-  is written with `label` and `labelled_us` null.
+- `raw_orderbook`: `bid_price_0..9`, `bid_size_0..9`, `ask_price_0..9`, `ask_size_0..9`
+  (`BOOK_DEPTH` levels per side); levels the book does not have are null.
+- `raw_trades`: `trade_id` (long), `price`, `size` and `taker_side` ("buy" or "sell").
+- `features`: one double per name in `FEATURE_COLUMNS` (the mid, then the model's features).
+  `mid` is a float like the other model inputs; exact prices are in `raw_orderbook`.
+- `predictions`: `horizon_seconds`, `probability`, `predicted_class`, and the outcome `label`
+  and `labelled_at`, null for a prediction never labelled. A prediction is written ONCE, when
+  its label is known, so no table update is ever needed.
 """
 
 from __future__ import annotations
@@ -56,8 +47,7 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
-from quotewatch.pipeline.features import FEATURE_NAMES
-from quotewatch.table_names import TABLE_NAMES
+from quotewatch.rows import BOOK_DEPTH, FEATURE_COLUMNS, TABLE_NAMES
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -65,9 +55,6 @@ if TYPE_CHECKING:
 
 NAMESPACE = "quotewatch"
 PRICE_PRECISION, PRICE_SCALE = 38, 18
-BOOK_DEPTH = 10
-# The features table stores the mid and every feature the pipeline computes, in its order.
-FEATURE_COLUMNS = ("mid", *FEATURE_NAMES)
 # Commit retries are done by pyiceberg itself (it rebuilds only the manifests). A table
 # committing every 10 s would otherwise pile up metadata files (pruned to the last 50) and one
 # manifest per commit that every later commit lists (merged once there are 100).

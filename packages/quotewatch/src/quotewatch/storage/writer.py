@@ -42,6 +42,7 @@ from quotewatch.metrics import (
     ROWS_WRITTEN,
     SPILLED_ROWS,
 )
+from quotewatch.rows import FEATURE_COLUMNS, TABLE_NAMES, RowSink
 from quotewatch.storage.buffers import (
     BookBuffer,
     Buffer,
@@ -53,8 +54,7 @@ from quotewatch.storage.buffers import (
 from quotewatch.storage.catalog import CatalogConfig, build_catalog
 from quotewatch.storage.commit import Batch, commit_batches, new_batch_id
 from quotewatch.storage.spill import recover_table, spill_files, write_spill
-from quotewatch.storage.tables import FEATURE_COLUMNS, TABLES, ensure_tables, table_def
-from quotewatch.table_names import TABLE_NAMES
+from quotewatch.storage.tables import TABLES, ensure_tables, table_def
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -117,7 +117,7 @@ def _rows(result: FlushResult) -> float:
 
 
 @track_buffer("storage_writer", capacity="capacity")
-class StorageWriter:
+class StorageWriter(RowSink):
     """Thread-safe, non-blocking writer of the four quotewatch tables (see `tables.py`)."""
 
     def __init__(

@@ -1,4 +1,5 @@
-"""Instrumentation stays outside quotewatch's functions: two source scans."""
+"""quotewatch's structure, from its source: instrumentation stays outside its functions, and
+no module or package takes part in an import cycle."""
 
 from __future__ import annotations
 
@@ -137,3 +138,102 @@ def test_the_scan_finds_a_metric_call_in_a_function_body() -> None:
     visitor = _MetricCalls(names, modules)
     visitor.visit(tree)
     assert sorted(set(visitor.found)) == [6, 7, 8]
+
+
+# --- import cycles ---------------------------------------------------------------------------
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SOURCE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The quotewatch modules `path` imports anywhere in it (functions and TYPE_CHECKING
+    blocks included). `from package import module` names the module, not the package."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                source = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                source = node.module or ""
+            submodules = {f"{source}.{a.name}" for a in node.names} & modules
+            found |= submodules
+            if len(submodules) < len(node.names):
+                found.add(source)
+    return (found & modules) - {name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the quotewatch modules it imports."""
+    paths = {_module_name(path): path for path in sources()}
+    return {name: _imports(path, set(paths)) for name, path in paths.items()}
+
+
+def package_of(module: str) -> str:
+    """`quotewatch.pipeline.runner` -> `pipeline`; top-level modules are their own package."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one node (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def test_no_module_import_cycle() -> None:
+    assert cycles(import_graph()) == []
+
+
+def test_no_package_import_cycle() -> None:
+    packages: dict[str, set[str]] = {}
+    for module, imported in import_graph().items():
+        mine = package_of(module)
+        packages.setdefault(mine, set()).update(
+            theirs for theirs in map(package_of, imported) if theirs != mine
+        )
+    assert {"cli", "dashboard", "grafana", "ingest", "pipeline", "storage"} <= set(packages)
+    assert cycles(packages) == []
+
+
+def test_the_cycle_scan_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert package_of("quotewatch.pipeline.runner") == "pipeline"
+    assert package_of("quotewatch.rows") == "rows"
