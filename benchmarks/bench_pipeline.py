@@ -84,10 +84,10 @@ def child_throughput(recording: Path) -> None:
 def replayer(recording: Path, data: Path) -> tuple[StorageWriter, Callable[[], dict[str, float]]]:
     """A storage writer under `data`, and a function that replays `recording` through a new
     pipeline into it each time and returns the replay's timings; only the replay is timed."""
+    from quotewatch.app.process_tuning import tuned_for_feed
     from quotewatch.ingest.parser import Feed
     from quotewatch.ingest.session import FeedSession
     from quotewatch.pipeline.pipeline import Pipeline, PipelineConfig
-    from quotewatch.pipeline.process_tuning import tuned_for_feed
     from quotewatch.replay import replay
     from quotewatch.state import StateStore
     from quotewatch.storage.catalog import CatalogConfig
@@ -132,7 +132,7 @@ def child_paired(recording: Path, rounds: int) -> None:
     QW_METRICS_DISABLED=1 does at import: the decorated names are bound to the plain functions
     (quotewatch has no `with timed(...)` blocks, and track_buffer costs nothing per message).
     """
-    import quotewatch.pipeline.runner  # noqa: F401  (everything `run` imports, so all is decorated)
+    import quotewatch.app.runner  # noqa: F401  (everything `run` imports, so all is decorated)
 
     sites = wrapped_sites("quotewatch")
     with tempfile.TemporaryDirectory() as tmp:
@@ -190,12 +190,12 @@ def run_child(args: list[str], disabled: bool) -> dict[str, Any]:
 
 def child_latency(url: str, seconds: float, data_dir: str) -> None:
     """Run the runner against `url` for `seconds`; print exact latency percentiles."""
+    from quotewatch.app.runner import Runner, RunOptions
     from quotewatch.config import Settings
     from quotewatch.ingest.auth import ExchangeCredentials
     from quotewatch.ingest.client import FeedClient
     from quotewatch.ingest.parser import Feed
     from quotewatch.pipeline.pipeline import PipelineConfig
-    from quotewatch.pipeline.runner import Runner, RunOptions
 
     settings = Settings(data_dir=Path(data_dir), port=0)
     runner = Runner(

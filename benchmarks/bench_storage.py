@@ -236,7 +236,7 @@ def bench_lag(states: list[tuple[list[Level], list[Level]]], seconds: float) -> 
     ]
     baseline = asyncio.run(_probe_loop(seconds, None, 0))
     lines.append(_row("no writer (peer)", [late for _, late in baseline], "-"))
-    from quotewatch.pipeline.process_tuning import SWITCH_INTERVAL
+    from quotewatch.app.process_tuning import SWITCH_INTERVAL
 
     default_interval = sys.getswitchinterval()
     # Python's default, and the interval `quotewatch run`/`demo` set while they run.

@@ -177,7 +177,7 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def package_of(module: str) -> str:
-    """`quotewatch.pipeline.runner` -> `pipeline`; top-level modules are their own package."""
+    """`quotewatch.app.runner` -> `app`; top-level modules are their own package."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else parts[0]
 
@@ -228,12 +228,12 @@ def test_no_package_import_cycle() -> None:
         packages.setdefault(mine, set()).update(
             theirs for theirs in map(package_of, imported) if theirs != mine
         )
-    assert {"cli", "dashboard", "grafana", "ingest", "pipeline", "storage"} <= set(packages)
+    assert {"app", "cli", "dashboard", "grafana", "ingest", "pipeline", "storage"} <= set(packages)
     assert cycles(packages) == []
 
 
 def test_the_cycle_scan_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
     assert cycles(graph) == [["a", "b", "c"]]
-    assert package_of("quotewatch.pipeline.runner") == "pipeline"
+    assert package_of("quotewatch.app.runner") == "app"
     assert package_of("quotewatch.rows") == "rows"

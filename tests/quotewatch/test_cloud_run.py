@@ -8,9 +8,9 @@ import time
 
 import httpx
 import pytest
+from quotewatch.app.metrics_server import MetricsServer
 from quotewatch.config import ConfigError, Settings
 from quotewatch.logs import CloudLoggingFormatter, configure_logging
-from quotewatch.pipeline.runner import MetricsServer
 from quotewatch.probes import liveness, readiness
 from quotewatch.state import FeedStatus, Snapshot, StateStore
 from support.dashboard_state import product_state

@@ -15,7 +15,7 @@ from quotewatch.cli.run import LIVE_LABEL_THRESHOLD, add_common_options, execute
 from quotewatch.config import ConfigError, Settings
 
 if TYPE_CHECKING:
-    from quotewatch.pipeline.runner import Runner
+    from quotewatch.app.runner import Runner
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from quotewatch.cli.arguments import positive
 from quotewatch.config import CLOUD_RUN_ENV, ConfigError, Settings
 
 if TYPE_CHECKING:
+    from quotewatch.app.runner import Runner
     from quotewatch.ingest.parser import Feed
-    from quotewatch.pipeline.runner import Runner
 
 # The pipeline pulls in scikit-learn and pyiceberg (seconds to import): handlers import it when
 # they run, so `quotewatch --help` stays fast.
@@ -71,8 +71,8 @@ def execute(
     """Run the pipeline with `make_feed(runner)` as its feed; print and write the summary."""
     from qw_metrics import RemoteWriteConfigError
 
+    from quotewatch.app.runner import Runner, RunOptions
     from quotewatch.pipeline.pipeline import PipelineConfig
-    from quotewatch.pipeline.runner import Runner, RunOptions
     from quotewatch.storage.catalog import StorageConfigError
 
     config = PipelineConfig(label_threshold=settings.label_threshold or label_threshold)

@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import REGISTRY
+from quotewatch.app.runner import Runner, RunOptions
 from quotewatch.cli import main
 from quotewatch.config import Settings
 from quotewatch.ingest.client import FeedClient
 from quotewatch.ingest.parser import Feed
 from quotewatch.pipeline.pipeline import PipelineConfig
-from quotewatch.pipeline.runner import Runner, RunOptions
 from quotewatch.replay import replay
 from quotewatch.simulate.server import LocalExchange
 from quotewatch.storage.catalog import CatalogConfig, build_catalog

@@ -38,21 +38,19 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 from qw_metrics import MetricsPusher
 
+from quotewatch.app.loop_lag import probe_loop_lag
+from quotewatch.app.metrics_server import MetricsServer
+from quotewatch.app.process_tuning import tuned_for_feed
 from quotewatch.config import Settings
 from quotewatch.dashboard.serving import serve
 from quotewatch.ingest.parser import Feed
 from quotewatch.ingest.session import Consumer, FeedSession
-from quotewatch.metrics import exposition
-from quotewatch.pipeline.loop_lag import probe_loop_lag
 from quotewatch.pipeline.pipeline import Pipeline, PipelineConfig
-from quotewatch.pipeline.process_tuning import tuned_for_feed
 from quotewatch.pipeline.summary import pipeline_summary
-from quotewatch.probes import StorageOpen, liveness, readiness
 from quotewatch.state import StateStore
 from quotewatch.storage.writer import StorageWriter
 from quotewatch.summary import build_summary
@@ -77,69 +75,6 @@ class RunOptions:
     # processing, not from the recorded receive time.
     replay: bool = False
     shutdown_budget: float = SHUTDOWN_BUDGET  # seconds from the stop to the end of shutdown
-
-
-class _MetricsHandler(BaseHTTPRequestHandler):
-    server: _ProbedServer
-
-    def do_GET(self) -> None:
-        path = self.path.split("?")[0]
-        if path == "/metrics":
-            content_type, body = exposition()
-            self._send(200, content_type, body)
-        elif path == "/health":
-            status, text = liveness(self.server.store.current(), time.time())
-            self._send(status, "application/json", text.encode())
-        elif path == "/ready":
-            status, text = readiness(self.server.store.current(), self.server.storage_open)
-            self._send(status, "application/json", text.encode())
-        else:
-            self.send_error(404, "only /metrics, /health and /ready are served here")
-
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: scrapes are routine
-        log.debug(format, *args)
-
-
-class _ProbedServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], store: StateStore, storage_open: StorageOpen):
-        super().__init__(address, _MetricsHandler)
-        self.store = store
-        self.storage_open = storage_open
-
-
-class MetricsServer:
-    """`/metrics`, `/health` and `/ready` on a daemon thread, for runs without the dashboard."""
-
-    def __init__(
-        self, host: str, port: int, store: StateStore, storage_open: StorageOpen = None
-    ) -> None:
-        self._server = _ProbedServer((host, port), store, storage_open)
-        self.host = host
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="qw-metrics-http", daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. http://127.0.0.1:8050."""
-        return f"http://{self.host}:{self.port}"
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout)
 
 
 class Runner:
