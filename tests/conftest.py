@@ -49,6 +49,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def _speedups_built() -> bool:
-    from qw_metrics import _native
+    from qw_metrics import _values
 
-    return _native.BUILT
+    return _values.BUILT

@@ -1,5 +1,5 @@
-"""Decorated functions take exactly the arguments the original takes, and behave the same: the
-hot-path wrappers are compiled with the function's own parameters (qw_metrics._forwarding)."""
+"""Decorated functions take exactly the arguments the original takes, and behave the same, on
+every wrapper qw_metrics._wrappers picks (the C ObservedCall and the plain closures)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from qw_metrics import Histogram, InvalidNameError
-from qw_metrics._sharded import ShardedCounts
+from qw_metrics._values import ShardedCounts
 
 pytestmark = pytest.mark.usefixtures("implementation")
 

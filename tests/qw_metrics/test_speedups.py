@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from qw_metrics import _native
-from qw_metrics._sharded import ShardedCounts
-from qw_metrics.histogram import prepare_buckets
+from qw_metrics import _speedups
+from qw_metrics._values import ShardedCounts
+from qw_metrics.lean import prepare_buckets
 
 pytestmark = pytest.mark.speedups
 
@@ -27,7 +27,7 @@ BOUNDS = prepare_buckets((0.001, 0.01, 0.1, 1.0))
 
 
 def timed_call(func: Any, counts: Any) -> Any:
-    return functools.wraps(func)(_native.ObservedCall(func, counts))
+    return functools.wraps(func)(_speedups.ObservedCall(func, counts))
 
 
 def double(x: float, y: float = 0.0, *, z: float = 0.0) -> float:
@@ -41,7 +41,7 @@ def double(x: float, y: float = 0.0, *, z: float = 0.0) -> float:
 )
 def test_counts_equal_the_pure_python_shards(values: list[float], bounds: list[float]) -> None:
     prepared = prepare_buckets(sorted(bounds))
-    c, python = _native.Counts(prepared), ShardedCounts(prepared)
+    c, python = _speedups.Counts(prepared), ShardedCounts(prepared)
     for value in values:
         c.observe(value)
         python.observe(value)
@@ -58,18 +58,18 @@ def test_counts_equal_the_pure_python_shards(values: list[float], bounds: list[f
 )  # fmt: skip
 def test_counts_reject_bounds_without_a_finite_bound_and_inf(bounds: Any, error: type) -> None:
     with pytest.raises(error):
-        _native.Counts(bounds)
+        _speedups.Counts(bounds)
 
 
 def test_counts_observe_rejects_non_numbers_and_counts_nothing() -> None:
-    counts = _native.Counts(BOUNDS)
+    counts = _speedups.Counts(BOUNDS)
     with pytest.raises(TypeError, match="str"):
         counts.observe("0.5")  # type: ignore[arg-type]
     assert counts.snapshot() == ([0] * len(BOUNDS), 0.0)
 
 
 def test_timed_call_forwards_arguments_and_counts_each_call() -> None:
-    counts = _native.Counts(BOUNDS)
+    counts = _speedups.Counts(BOUNDS)
     wrapped = timed_call(double, counts)
     assert wrapped(1.0) == 2.0
     assert wrapped(1.0, 2.0, z=3.0) == 7.0
@@ -80,7 +80,7 @@ def test_timed_call_forwards_arguments_and_counts_each_call() -> None:
 
 
 def test_timed_call_measures_the_call_in_seconds_on_perf_counters_clock() -> None:
-    counts = _native.Counts(prepare_buckets((0.001, 0.01, 0.1)))
+    counts = _speedups.Counts(prepare_buckets((0.001, 0.01, 0.1)))
     busy = timed_call(lambda: sum(range(200_000)), counts)
     start = time.perf_counter()
     busy()
@@ -91,7 +91,7 @@ def test_timed_call_measures_the_call_in_seconds_on_perf_counters_clock() -> Non
 
 
 def test_timed_call_counts_and_reraises_exceptions_unchanged() -> None:
-    counts = _native.Counts(BOUNDS)
+    counts = _speedups.Counts(BOUNDS)
     error = KeyError("missing")
 
     def fail() -> None:
@@ -107,7 +107,7 @@ def test_timed_call_counts_and_reraises_exceptions_unchanged() -> None:
 
 
 def test_metadata_signature_and_repr_are_the_functions() -> None:
-    wrapped = timed_call(double, _native.Counts(BOUNDS))
+    wrapped = timed_call(double, _speedups.Counts(BOUNDS))
     assert wrapped.__name__ == "double"
     assert wrapped.__qualname__ == "double"
     assert wrapped.__doc__ == "Twice x, plus y and z."
@@ -127,7 +127,7 @@ class Account:
 
 
 def test_binds_as_a_method_like_a_function() -> None:
-    counts = _native.Counts(BOUNDS)
+    counts = _speedups.Counts(BOUNDS)
 
     class Timed(Account):
         add = timed_call(Account.add, counts)
@@ -146,7 +146,7 @@ def pickled(x: float) -> float:
     return x
 
 
-pickled = timed_call(pickled, _native.Counts(BOUNDS))  # as a decorator binds it
+pickled = timed_call(pickled, _speedups.Counts(BOUNDS))  # as a decorator binds it
 
 
 def test_pickles_by_reference_as_functions_do() -> None:
@@ -154,7 +154,7 @@ def test_pickles_by_reference_as_functions_do() -> None:
 
 
 def test_no_reference_is_leaked_or_kept_per_call() -> None:
-    counts = _native.Counts(BOUNDS)
+    counts = _speedups.Counts(BOUNDS)
     result = object()
     argument = object()
 
@@ -166,7 +166,7 @@ def test_no_reference_is_leaked_or_kept_per_call() -> None:
 
     timed = timed_call(identity, counts)
     failing = timed_call(fail, counts)
-    recorded = _native.ObservedCall(identity, counts, value=lambda r: None, on_error=print)
+    recorded = _speedups.ObservedCall(identity, counts, value=lambda r: None, on_error=print)
     before = sys.getrefcount(result), sys.getrefcount(argument)
     for _ in range(1000):
         timed(argument)
@@ -177,7 +177,7 @@ def test_no_reference_is_leaked_or_kept_per_call() -> None:
 
 
 def test_reference_cycles_through_the_wrapper_are_collected() -> None:
-    wrapped = timed_call(lambda: None, _native.Counts(BOUNDS))
+    wrapped = timed_call(lambda: None, _speedups.Counts(BOUNDS))
     wrapped.self = wrapped  # a cycle through the wrapper's __dict__
     ref = weakref.ref(wrapped)
     del wrapped
@@ -186,9 +186,9 @@ def test_reference_cycles_through_the_wrapper_are_collected() -> None:
 
 
 def test_recorded_call_observes_a_value_of_the_result() -> None:
-    counts = _native.Counts(BOUNDS)
+    counts = _speedups.Counts(BOUNDS)
     errors: list[BaseException] = []
-    wrapped = _native.ObservedCall(
+    wrapped = _speedups.ObservedCall(
         lambda x: x, counts, value=lambda r: r if r != "skip" else None, on_error=errors.append
     )
     assert wrapped(0.5) == 0.5
@@ -209,8 +209,8 @@ def test_recorded_call_hands_value_errors_to_on_error_with_their_traceback() -> 
     def value(result: float) -> float:
         return 1 / result
 
-    wrapped = _native.ObservedCall(
-        lambda x: x, _native.Counts(BOUNDS), value=value, on_error=errors.append
+    wrapped = _speedups.ObservedCall(
+        lambda x: x, _speedups.Counts(BOUNDS), value=value, on_error=errors.append
     )
     assert wrapped(0) == 0
     assert isinstance(errors[0], ZeroDivisionError)
@@ -218,9 +218,9 @@ def test_recorded_call_hands_value_errors_to_on_error_with_their_traceback() -> 
 
 
 def test_age_call_observes_seconds_since_the_returned_time() -> None:
-    counts = _native.Counts(prepare_buckets((0.1, 1.0, 10.0)))
+    counts = _speedups.Counts(prepare_buckets((0.1, 1.0, 10.0)))
     errors: list[BaseException] = []
-    wrapped = _native.ObservedCall(lambda at: at, counts, age=True, on_error=errors.append)
+    wrapped = _speedups.ObservedCall(lambda at: at, counts, age=True, on_error=errors.append)
     before = time.time()
     assert wrapped(before - 5.0) == before - 5.0
     assert wrapped(None) is None  # nothing observed
@@ -236,11 +236,11 @@ def test_recorded_call_lets_base_exceptions_and_call_errors_through() -> None:
     def interrupt(result: object) -> float:
         raise KeyboardInterrupt
 
-    counts = _native.Counts(BOUNDS)
-    wrapped = _native.ObservedCall(lambda: 1.0, counts, value=interrupt, on_error=print)
+    counts = _speedups.Counts(BOUNDS)
+    wrapped = _speedups.ObservedCall(lambda: 1.0, counts, value=interrupt, on_error=print)
     with pytest.raises(KeyboardInterrupt):
         wrapped()
-    raising = _native.ObservedCall(lambda: 1 / 0, counts, value=float, on_error=print)
+    raising = _speedups.ObservedCall(lambda: 1 / 0, counts, value=float, on_error=print)
     with pytest.raises(ZeroDivisionError):
         raising()
     assert counts.snapshot() == ([0] * len(BOUNDS), 0.0)
@@ -252,8 +252,8 @@ def test_recorded_call_survives_a_failing_on_error(monkeypatch: pytest.MonkeyPat
 
     unraisable: list[Any] = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
-    wrapped = _native.ObservedCall(
-        lambda: "x", _native.Counts(BOUNDS), value=float, on_error=broken
+    wrapped = _speedups.ObservedCall(
+        lambda: "x", _speedups.Counts(BOUNDS), value=float, on_error=broken
     )
     assert wrapped() == "x"
     assert [str(u.exc_value) for u in unraisable] == ["on_error failed"]
@@ -261,14 +261,14 @@ def test_recorded_call_survives_a_failing_on_error(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize(
     ("args", "kwargs", "message"),
-    [((1, _native.Counts(BOUNDS)), {}, "callable"),
+    [((1, _speedups.Counts(BOUNDS)), {}, "callable"),
      ((len, object()), {}, "Counts"),
-     ((len, _native.Counts(BOUNDS)), {"value": float}, "on_error"),
-     ((len, _native.Counts(BOUNDS)), {"age": True}, "on_error"),
-     ((len, _native.Counts(BOUNDS)), {"value": float, "age": True, "on_error": print}, "both")],
+     ((len, _speedups.Counts(BOUNDS)), {"value": float}, "on_error"),
+     ((len, _speedups.Counts(BOUNDS)), {"age": True}, "on_error"),
+     ((len, _speedups.Counts(BOUNDS)), {"value": float, "age": True, "on_error": print}, "both")],
 )  # fmt: skip
 def test_bad_constructor_arguments_are_named(
     args: tuple[Any, ...], kwargs: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(TypeError, match=message):
-        _native.ObservedCall(*args, **kwargs)
+        _speedups.ObservedCall(*args, **kwargs)

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from qw_metrics import _native
+from qw_metrics import _values
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +48,7 @@ SCRIPT = textwrap.dedent(
     with qw_metrics.timed(stage="block", registry=registry):
         pass
     print("MODULE", qw_metrics.__file__)
-    print("NATIVE", qw_metrics._native.BUILT)
+    print("NATIVE", qw_metrics.native_speedups())
     print(generate_latest(registry).decode())
     """
 )
@@ -75,7 +75,7 @@ def test_without_a_c_compiler_the_package_builds_in_pure_python(tmp_path: Path) 
     assert 'building extension "qw_metrics._speedups" failed' in done.stdout + done.stderr
     (wheel,) = tmp_path.glob("qw_metrics-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "qw_metrics/_sharded.py" in names
+    assert "qw_metrics/_values.py" in names
     assert not [n for n in names if n.endswith(".so")]
 
 
@@ -87,7 +87,7 @@ def test_wheel_installs_and_works_in_a_fresh_venv(tmp_path: Path) -> None:
     assert {"qw_metrics/py.typed", "qw_metrics/_speedups.pyi"} <= set(names)
     # Built where the workspace's own install could compile the C extension.
     assert any(n.startswith("qw_metrics/_speedups.") and n.endswith(".so") for n in names) == (
-        _native.BUILT
+        _values.BUILT
     )
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
@@ -108,7 +108,7 @@ def test_wheel_installs_and_works_in_a_fresh_venv(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0].startswith(f"MODULE {venv}")  # the installed copy, not the workspace's
-    assert lines[1] == f"NATIVE {_native.BUILT}"
+    assert lines[1] == f"NATIVE {_values.BUILT}"
     assert 'pipeline_callback_duration_seconds_count{stage="features"} 1.0' in lines
     assert 'pipeline_callback_duration_seconds_count{stage="io"} 1.0' in lines
     assert 'pipeline_callback_duration_seconds_count{stage="block"} 1.0' in lines

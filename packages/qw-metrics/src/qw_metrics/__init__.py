@@ -1,25 +1,22 @@
 """qw-metrics: decorator-first Prometheus instrumentation with a native remote-write client."""
 
-from qw_metrics._children import LabelError
-from qw_metrics._names import InvalidNameError
-from qw_metrics._native import native_speedups
+from qw_metrics._values import native_speedups
 from qw_metrics.budget import DEFAULT_MAX_SERIES, SeriesBudget, series_budget, set_series_budget
 from qw_metrics.buffers import track_buffer
-from qw_metrics.counter import Counter, CounterChild
 from qw_metrics.counting import counted, recorded, seconds_since
-from qw_metrics.histogram import Histogram, HistogramChild
-from qw_metrics.remote_write import (
-    BasicAuth,
-    BearerAuth,
+from qw_metrics.errors import (
+    InvalidNameError,
     InvalidSeriesError,
-    MetricsPusher,
-    RemoteWriteClient,
+    LabelError,
     RemoteWriteConfigError,
     RemoteWriteError,
+    StageConfigError,
 )
+from qw_metrics.lean import Counter, CounterChild, Histogram, HistogramChild
+from qw_metrics.remote_write import BasicAuth, BearerAuth, MetricsPusher, RemoteWriteClient
 from qw_metrics.rolling_rate import RollingRate
 from qw_metrics.sequence import Gap, Observation, SequenceKind, SequenceStats, SequenceTracker
-from qw_metrics.timing import StageConfigError, Timed, configure_stages, stage_histogram, timed
+from qw_metrics.timing import Timed, configure_stages, stage_histogram, timed
 
 __version__ = "0.1.0"
 

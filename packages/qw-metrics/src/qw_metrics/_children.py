@@ -13,17 +13,13 @@ from collections.abc import Callable, Mapping
 from prometheus_client.metrics import MetricWrapperBase
 
 from .budget import SeriesBudget
-from .counter import Counter, CounterChild
-from .histogram import Histogram, HistogramChild
+from .errors import LabelError
+from .lean import Counter, CounterChild, Dropped, Histogram, HistogramChild
 
 Record = Callable[[float], None]
 # Per-call label values: a mapping of label names to values, or, for a metric with exactly one
 # label name, that label's value as a plain string (no dict built per call).
 CallLabels = Mapping[str, object] | str
-
-
-class LabelError(ValueError):
-    """Label names given to a decorator do not match the metric's label names."""
 
 
 def free_label_names(metric: object) -> tuple[str, ...]:
@@ -78,10 +74,10 @@ def bind(
         return record, True
     if isinstance(metric, Histogram):
         child: HistogramChild = metric.labels(*values)
-        return child.observe, type(child) is HistogramChild
+        return child.observe, not isinstance(child.counts, Dropped)
     if isinstance(metric, Counter):
         counter_child: CounterChild = metric.labels(*values)
-        return counter_child.inc, type(counter_child) is CounterChild
+        return counter_child.inc, not isinstance(counter_child.counts, Dropped)
     assert isinstance(metric, MetricWrapperBase)
     with budget.lock:
         if values not in metric._metrics and not budget.try_acquire():

@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from .errors import InvalidNameError
+
 # The classic Prometheus rules (not the UTF-8 extension): every backend, Grafana Cloud included,
 # accepts these names unquoted.
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-class InvalidNameError(ValueError):
-    """A metric or label name that Prometheus would reject."""
 
 
 def validate_metric_name(name: str) -> str:

@@ -12,13 +12,23 @@ import logging
 import threading
 import weakref
 
-from prometheus_client import CollectorRegistry, Counter
-
-from ._registries import resolve_registry
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 DEFAULT_MAX_SERIES = 10_000
 
 logger = logging.getLogger("qw_metrics")
+
+
+def resolve_registry(registry: CollectorRegistry | None) -> CollectorRegistry:
+    """The registry to use: `registry`, or prometheus_client's default one when None."""
+    if registry is None:
+        return REGISTRY
+    if not isinstance(registry, CollectorRegistry):
+        raise TypeError(
+            f"registry must be a prometheus_client.CollectorRegistry or None, "
+            f"not {type(registry).__name__}"
+        )
+    return registry
 
 
 class SeriesBudget:

@@ -19,9 +19,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from ._names import validate_metric_name
-from ._registries import resolve_registry
-from ._report import report_once
-from .config import instrumentation_disabled
+from ._wrappers import instrumentation_disabled, report_once
+from .budget import resolve_registry
 
 T = TypeVar("T")
 

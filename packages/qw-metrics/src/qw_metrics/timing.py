@@ -3,46 +3,31 @@
 `timed(stage="features")` records into the per-registry stage histogram
 (`pipeline_callback_duration_seconds{stage=...}` unless `configure_stages` says otherwise);
 `timed(SOME_HISTOGRAM, **labels)` records into a given histogram or summary. Static labels are
-validated and their series resolved once, at decoration, so a call costs two clock reads and one
-lean observe.
+validated and their series resolved once, when `timed(...)` is called (and cached for `with`
+blocks), so a call costs two clock reads and one lean observe.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from types import TracebackType
-from typing import Any, ClassVar, Final, ParamSpec, TypeVar, overload
+from typing import Any, Final, ParamSpec, TypeVar, overload
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Histogram as PromHistogram
 from prometheus_client import Summary as PromSummary
 
-from . import _native
-from ._children import (
-    LabelError,
-    PerCallChildren,
-    Record,
-    bind,
-    check_static_labels,
-    free_label_names,
-    metric_name,
-)
-from ._forwarding import compile_wrapper, fill
+from ._children import PerCallChildren, bind, check_static_labels, free_label_names, metric_name
 from ._names import validate_metric_name
-from ._registries import resolve_registry
-from ._report import report_once
-from ._sharded import INLINE_OBSERVE, ShardedCounts, inline_observe_names
-from ._wrapping import check_decoratable, unwrap_descriptor
-from .budget import SeriesBudget, series_budget
-from .config import instrumentation_disabled
-from .histogram import Histogram, HistogramChild, prepare_buckets
+from ._wrappers import Plan, decorate, instrumentation_disabled, run_after
+from .budget import SeriesBudget, resolve_registry, series_budget
+from .errors import LabelError, StageConfigError
+from .lean import Histogram, HistogramChild, prepare_buckets
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -57,10 +42,6 @@ STAGE_BUCKETS: Final[tuple[float, ...]] = (
 
 Timeable = PromHistogram | PromSummary | Histogram | HistogramChild
 LabelsFromArgs = Callable[..., Mapping[str, object]]
-
-
-class StageConfigError(ValueError):
-    """The stage histogram of a registry was configured twice, differently."""
 
 
 @dataclass(frozen=True)
@@ -130,60 +111,26 @@ def stage_histogram(registry: CollectorRegistry | None = None) -> Histogram:
         return stages.histogram
 
 
-class _ExceptionCounting:
-    """Counts exceptions from a timed call in a Counter, labelled from the call's labels."""
-
-    def __init__(
-        self, counter: PromCounter, label_names: tuple[str, ...], budget: SeriesBudget
-    ) -> None:
-        names = free_label_names(counter)
-        unknown = sorted(set(names) - set(label_names) - {"exception"})
-        if unknown:
-            raise LabelError(
-                f"count_exceptions counter {metric_name(counter)!r} has labels {unknown} that "
-                f"the timed series does not have ({list(label_names)}); it may use those and "
-                "'exception' (the exception's class name)"
-            )
-        self._names = names
-        self._children = PerCallChildren(counter, "inc", names, {}, budget)
-
-    def count(self, exc: BaseException, labels: Mapping[str, object]) -> None:
-        """Count `exc`, never raising."""
-        try:
-            wanted = {n: labels[n] for n in self._names if n != "exception"}
-            if "exception" in self._names:
-                wanted["exception"] = type(exc).__name__
-            self._children.get(wanted)(1.0)
-        except Exception:
-            report_once("timed:count_exceptions", "qw_metrics could not count an exception")
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """Everything resolved for one `timed(...)` call; shared by every use of it."""
-
-    record: Record | None
-    static: Mapping[str, object]
-    per_call: PerCallChildren | None
-    labels_from_args: LabelsFromArgs | None
-    exceptions: _ExceptionCounting | None
-    disabled: bool
-    rebuild: Callable[[], _Plan]
-
-
 class Timed:
-    """A timer over resolved series: decorate a function with it, or use it in a `with` block.
+    """A timer over resolved series: decorate a function with it, or use it in a `with` or
+    `async with` block.
 
     One Timed times one block at a time: write `with timed(...):` at each block (cheap, the
     resolution is cached) rather than sharing one Timed between threads.
     """
 
-    __slots__ = ("_start",)
-    # Each cached `timed(...)` gets its own subclass holding its plan as a class attribute, so
-    # creating a timer per `with` block runs no Python __init__ (half the cost).
-    _plan: ClassVar[_Plan]
+    __slots__ = ("_plan", "_start")
+
+    def __init__(self, plan: Plan | None) -> None:
+        self._plan = plan  # None under QW_METRICS_DISABLED=1
 
     def __enter__(self) -> Timed:
+        if self._plan is not None and self._plan.before is not None:
+            raise TypeError(
+                "timed(labels_from_args=...) takes its labels from a call's arguments, so it "
+                "only decorates functions; a `with` block has no arguments: give static labels "
+                "instead"
+            )
         self._start = perf_counter()
         return self
 
@@ -193,13 +140,8 @@ class Timed:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        plan = self._plan
-        try:
-            plan.record(perf_counter() - self._start)  # type: ignore[misc]  # set unless per-call
-        except Exception:
-            report_once("timed:with", "qw_metrics could not record a duration")
-        if exc is not None and plan.exceptions is not None and isinstance(exc, Exception):
-            plan.exceptions.count(exc, plan.static)
+        if self._plan is not None:
+            run_after(self._plan, None, perf_counter() - self._start, exc)
 
     async def __aenter__(self) -> Timed:
         return self.__enter__()
@@ -220,52 +162,7 @@ class Timed:
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]: ...
     def __call__(self, func: Any) -> Any:
         """Decorate `func` (function, method, static/class method, or `async def`)."""
-        if instrumentation_disabled():
-            return func
-        plan = self._plan.rebuild() if self._plan.disabled else self._plan
-        return unwrap_descriptor(func, lambda f: _decorate(plan, f))
-
-
-class _LeanTimed(Timed):
-    """A Timed whose series is a qw_metrics HistogramChild: observes its counts directly."""
-
-    __slots__ = ()
-    _observe: ClassVar[staticmethod[[float], None]]
-
-    def __exit__(
-        self,
-        typ: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._observe(perf_counter() - self._start)
-
-
-class _PerCallTimed(Timed):
-    __slots__ = ()
-
-    def __enter__(self) -> Timed:
-        raise TypeError(
-            "timed(labels_from_args=...) takes its labels from a call's arguments, so it only "
-            "decorates functions; a `with` block has no arguments: give static labels instead"
-        )
-
-
-class _DisabledTimed(Timed):
-    """What timed() returns under QW_METRICS_DISABLED=1: a no-op `with` block."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> Timed:
-        return self
-
-    def __exit__(
-        self,
-        typ: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
+        return func if self._plan is None else decorate(self._plan, func)
 
 
 def timed(
@@ -286,75 +183,36 @@ def timed(
     Counter incremented when the call raises (its labels: any of the timed labels, plus
     `exception` for the exception's class name). With QW_METRICS_DISABLED=1 this is a no-op.
     """
-    # `with timed(...)` runs this per block, so the common case is one tuple and one lookup.
-    if labels:
-        key: tuple[object, ...] = (
-            metric, stage, labels_from_args, count_exceptions, registry, *labels.items()
-        )  # fmt: skip
-    else:
-        key = (metric, stage, labels_from_args, count_exceptions, registry)
-    try:
-        entry = _TIMERS.get(key)
-    except TypeError:  # an unhashable label value: resolve without the cache
-        args = (metric, stage, labels_from_args, count_exceptions, registry)
-        entry = _timer_class(_build_plan(args, labels))
-    if entry is None:
-        args = (metric, stage, labels_from_args, count_exceptions, registry)
-        entry = _timer_class(_build_plan(args, labels))
-        if len(_TIMERS) >= _MAX_CACHED_TIMERS:
-            _TIMERS.clear()
-        _TIMERS[key] = entry
-    return entry()
-
-
-def _timer_class(plan: _Plan) -> type[Timed]:
-    if plan.disabled:
-        base: type[Timed] = _DisabledTimed
-    elif plan.labels_from_args is not None:
-        base = _PerCallTimed
-    else:
-        child = _lean_child(plan)
-        if child is not None:
-            namespace = {
-                "__slots__": (),
-                "_plan": plan,
-                "_observe": staticmethod(child.counts.observe),
-            }
-            return type("Timed", (_LeanTimed,), namespace)
-        base = Timed
-    return type(base.__name__, (base,), {"__slots__": (), "_plan": plan})
-
-
-def _lean_child(plan: _Plan) -> HistogramChild | None:
-    """The lean child a plan records into, if it can be observed inline (no exception counting)."""
-    child = getattr(plan.record, "__self__", None)
-    if type(child) is HistogramChild and plan.exceptions is None:
-        return child
-    return None
-
-
-# `with timed(...)` resolves its labels once per distinct arguments, not once per block.
-_TIMERS: dict[tuple[object, ...], type[Timed]] = {}
-_MAX_CACHED_TIMERS = 4096
-
-
-def _build_plan(
-    args: tuple[
-        Timeable | None,
-        str | None,
-        LabelsFromArgs | None,
-        PromCounter | None,
-        CollectorRegistry | None,
-    ],
-    labels: dict[str, object],
-) -> _Plan:
-    metric, stage, labels_from_args, count_exceptions, registry = args
-
-    def rebuild() -> _Plan:
-        return _build_plan(args, labels)
-
     if instrumentation_disabled():
-        return _Plan(None, {}, None, None, None, disabled=True, rebuild=rebuild)
+        return Timed(None)
+    # `with timed(...)` runs this per block, so the common case is one tuple and one lookup.
+    key = (metric, stage, labels_from_args, count_exceptions, registry, *labels.items())
+    try:
+        plan = _PLANS.get(key)
+        cacheable = True
+    except TypeError:  # an unhashable label value: resolve without the cache
+        plan, cacheable = None, False
+    if plan is None:
+        plan = _plan(metric, stage, labels, labels_from_args, count_exceptions, registry)
+        if cacheable:
+            if len(_PLANS) >= _MAX_CACHED_PLANS:
+                _PLANS.clear()
+            _PLANS[key] = plan
+    return Timed(plan)
+
+
+_PLANS: dict[tuple[object, ...], Plan] = {}
+_MAX_CACHED_PLANS = 4096
+
+
+def _plan(  # noqa: PLR0917  # timed()'s own arguments, passed on once
+    metric: Timeable | None,
+    stage: str | None,
+    labels: dict[str, object],
+    labels_from_args: LabelsFromArgs | None,
+    count_exceptions: PromCounter | None,
+    registry: CollectorRegistry | None,
+) -> Plan:
     target_registry = resolve_registry(registry)
     budget = series_budget(target_registry)
     if stage is not None:
@@ -377,88 +235,52 @@ def _build_plan(
             f"not {type(count_exceptions).__name__}"
         )
     names = check_static_labels(metric, labels, complete=labels_from_args is None)
-    exceptions = _ExceptionCounting(count_exceptions, names, budget) if count_exceptions else None
+    count = _exception_counter(count_exceptions, names, budget) if count_exceptions else None
+    site = f"timed:{metric_name(metric)}"
     if labels_from_args is not None:
         per_call = PerCallChildren(metric, "observe", names, labels, budget)
-        return _Plan(None, labels, per_call, labels_from_args, exceptions, False, rebuild)
-    values = tuple(str(labels[n]) for n in names)
-    record, _ = bind(metric, "observe", values, budget)
-    return _Plan(record, labels, None, None, exceptions, False, rebuild)
+
+        def before(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            dynamic = labels_from_args(*args, **kwargs)
+            return per_call.get(dynamic), {**labels, **dynamic}
+
+        def after_labelled(state: Any, elapsed: float, exc: BaseException | None) -> None:
+            if state is not None:
+                state[0](elapsed)
+                if count is not None and isinstance(exc, Exception):
+                    count(exc, state[1])
+
+        return Plan("timed", site, True, after_labelled, before)
+    record, _ = bind(metric, "observe", tuple(str(labels[n]) for n in names), budget)
+
+    def after(state: Any, elapsed: float, exc: BaseException | None) -> None:
+        record(elapsed)
+        if count is not None and isinstance(exc, Exception):
+            count(exc, labels)
+
+    child = getattr(record, "__self__", None)
+    lean = type(child) is HistogramChild and count is None
+    return Plan("timed", site, True, after, counts=child.counts if lean else None)  # type: ignore[union-attr]
 
 
-def _call_labels(
-    plan: _Plan, site: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[Record | None, Mapping[str, object]]:
-    """The record callable and labels for one call, or (None, static) if they cannot be had."""
-    if plan.per_call is None or plan.labels_from_args is None:
-        return plan.record, plan.static
-    try:
-        dynamic = plan.labels_from_args(*args, **kwargs)
-        return plan.per_call.get(dynamic), {**plan.static, **dynamic}
-    except Exception:
-        report_once(site, "qw_metrics could not label a timed call")
-        return None, plan.static
+def _exception_counter(
+    counter: PromCounter, label_names: tuple[str, ...], budget: SeriesBudget
+) -> Callable[[BaseException, Mapping[str, object]], None]:
+    """Counts an exception from a timed call in `counter`, labelled from the call's labels."""
+    names = free_label_names(counter)
+    unknown = sorted(set(names) - set(label_names) - {"exception"})
+    if unknown:
+        raise LabelError(
+            f"count_exceptions counter {metric_name(counter)!r} has labels {unknown} that "
+            f"the timed series does not have ({list(label_names)}); it may use those and "
+            "'exception' (the exception's class name)"
+        )
+    children = PerCallChildren(counter, "inc", names, {}, budget)
 
+    def count(exc: BaseException, labels: Mapping[str, object]) -> None:
+        wanted = {n: labels[n] for n in names if n != "exception"}
+        if "exception" in names:
+            wanted["exception"] = type(exc).__name__
+        children.get(wanted)(1.0)
 
-def _decorate(plan: _Plan, func: Callable[..., Any]) -> Callable[..., Any]:
-    check_decoratable(func, "timed")
-    child = _lean_child(plan)
-    counts = child.counts if child is not None else None
-    if isinstance(counts, ShardedCounts):
-        wrapper = compile_wrapper(_LEAN, func, {**inline_observe_names(counts), **_TIME_NAMES})
-    elif counts is not None and not inspect.iscoroutinefunction(func):  # C counts
-        wrapper = _native.ObservedCall(func, counts)
-    elif plan.per_call is None and plan.exceptions is None:
-        assert plan.record is not None
-        wrapper = compile_wrapper(_FAST, func, {"_qw_record": plan.record, **_TIME_NAMES})
-    else:
-        site = f"timed:{getattr(func, '__qualname__', func)}"
-        names = {
-            "_qw_plan": plan, "_qw_site": site, "_qw_exceptions": plan.exceptions,
-            "_qw_call_labels": _call_labels, **_TIME_NAMES,
-        }  # fmt: skip
-        wrapper = compile_wrapper(_GENERAL, func, names)
-    return functools.wraps(func)(wrapper)
-
-
-# The wrappers are compiled with the wrapped function's own parameters (see _forwarding), sync or
-# async as the function is; a sync function timed into a lean histogram gets the C ObservedCall
-# instead, where it is built.
-_TIME_NAMES: Final = {"_qw_clock": perf_counter, "_qw_report_once": report_once}
-_RECORD = """
-try:
-    _qw_record(_qw_elapsed)
-except Exception:
-    _qw_report_once("timed:call", "qw_metrics could not record a duration")
-"""
-_TIMED_CALL = """
-def _qw_wrapper(__PARAMS__):
-    _qw_start = _qw_clock()
-    try:
-        return __AWAIT___qw_func(__ARGS__)
-    finally:
-        _qw_elapsed = _qw_clock() - _qw_start
-        __RECORD__
-"""
-# Into a lean histogram's pure-Python counts, their observe inlined.
-_LEAN = fill(_TIMED_CALL, record=INLINE_OBSERVE.replace("__VALUE__", "_qw_elapsed"))
-_FAST = fill(_TIMED_CALL, record=_RECORD)
-# Per-call labels or exception counting: labels_from_args needs the arguments packed anyway.
-_GENERAL = fill(
-    """
-def _qw_wrapper(*_qw_args, **_qw_kwargs):
-    _qw_record, _qw_labels = _qw_call_labels(_qw_plan, _qw_site, _qw_args, _qw_kwargs)
-    _qw_start = _qw_clock()
-    try:
-        return __AWAIT___qw_func(*_qw_args, **_qw_kwargs)
-    except Exception as _qw_exc:
-        if _qw_exceptions is not None:
-            _qw_exceptions.count(_qw_exc, _qw_labels)
-        raise
-    finally:
-        _qw_elapsed = _qw_clock() - _qw_start
-        if _qw_record is not None:
-            __RECORD__
-""",
-    record=_RECORD,
-)
+    return count

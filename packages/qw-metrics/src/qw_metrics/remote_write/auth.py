@@ -6,7 +6,7 @@ import base64
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from qw_metrics.remote_write.errors import RemoteWriteConfigError
+from qw_metrics.errors import RemoteWriteConfigError
 
 
 class Auth(Protocol):

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import httpx
 from prometheus_client import CollectorRegistry
 
+from qw_metrics.errors import RemoteWriteConfigError
 from qw_metrics.remote_write.auth import Auth
 from qw_metrics.remote_write.encode import EncodedRequest, WriteRequestEncoder
-from qw_metrics.remote_write.errors import RemoteWriteConfigError
 from qw_metrics.remote_write.metrics import RemoteWriteMetrics
 from qw_metrics.remote_write.retry import Backoff, is_retryable, parse_retry_after
 

@@ -23,8 +23,8 @@ from operator import itemgetter
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
+from qw_metrics.errors import InvalidSeriesError
 from qw_metrics.remote_write.compress import compress_block
-from qw_metrics.remote_write.errors import InvalidSeriesError
 
 MAX_SAMPLES_PER_REQUEST = 2000
 """Prometheus's ``max_samples_per_send``: no request carries more samples than this."""

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from qw_metrics.errors import RemoteWriteConfigError
 from qw_metrics.remote_write.auth import Auth, BasicAuth, BearerAuth
 from qw_metrics.remote_write.client import RemoteWriteClient, SendOutcome
 from qw_metrics.remote_write.encode import EncodedRequest, WriteRequestEncoder
-from qw_metrics.remote_write.errors import RemoteWriteConfigError
 from qw_metrics.remote_write.metrics import RemoteWriteMetrics
 
 log = logging.getLogger("qw_metrics.remote_write")

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from qw_metrics.remote_write.errors import RemoteWriteConfigError
+from qw_metrics.errors import RemoteWriteConfigError
 
 
 @dataclass(frozen=True, slots=True)

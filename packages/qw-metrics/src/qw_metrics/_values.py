@@ -1,0 +1,98 @@
+"""The value store of every lean series: bucket counts and a sum.
+
+Where the C extension is built, `_speedups.Counts` keeps them (the GIL makes each update
+atomic); otherwise `ShardedCounts` does, in pure Python. Both put every value in the same bucket
+(the first bound checked with one comparison, then bisect_left) and add the sum in the same
+order. A counter is stored the same way: its value is the sum.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import weakref
+from bisect import bisect_left
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+try:
+    from ._speedups import Counts as NativeCounts
+    from ._speedups import ObservedCall
+
+    BUILT = True
+except ImportError:  # no C compiler or Python headers at install
+    BUILT = False
+
+Counts: TypeAlias = "NativeCounts | ShardedCounts"
+# A counter's bounds: every finite increment lands in the first bucket, so the pure-Python
+# store needs no search.
+COUNTER_BOUNDS = (sys.float_info.max, float("inf"))
+
+
+def native_speedups() -> bool:
+    """Whether this install runs `timed` and `recorded` through the C fast path."""
+    return BUILT
+
+
+def new_counts(bounds: tuple[float, ...]) -> Counts:
+    """An empty store for `bounds` (strictly increasing, ending in +Inf)."""
+    return NativeCounts(bounds) if BUILT else ShardedCounts(bounds)
+
+
+def observed_call(func: Callable[..., Any], counts: object, **options: Any) -> Any:
+    """`func` wrapped in the C `ObservedCall` that observes into `counts` (see _speedups.pyi
+    for `options`), or None where `counts` is not a C store."""
+    if not BUILT or type(counts) is not NativeCounts:
+        return None
+    return ObservedCall(func, counts, **options)
+
+
+class ShardedCounts:
+    """Bucket counts then the sum, in one list per thread: an update takes no lock and no
+    allocation, and reading sums the lists. Finished threads' lists are folded together."""
+
+    __slots__ = ("_bounds", "_first", "_local", "_lock", "_retired", "_shards")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self._bounds = bounds
+        self._first = bounds[0]
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._shards: list[tuple[weakref.ref[threading.Thread], list[float]]] = []
+        self._retired = [0.0] * (len(bounds) + 1)
+
+    def observe(self, amount: float) -> None:
+        """Record one value."""
+        try:
+            shard: list[float] = self._local.shard
+        except AttributeError:
+            shard = self._local.shard = [0] * len(self._bounds) + [0.0]
+            with self._lock:
+                self._shards.append((weakref.ref(threading.current_thread()), shard))
+        if amount <= self._first:
+            shard[0] += 1
+        else:
+            shard[bisect_left(self._bounds, amount)] += 1
+        shard[-1] += amount
+
+    def live_shards(self) -> int:
+        """How many threads' lists are kept apart (finished threads' are folded together)."""
+        with self._lock:
+            return len(self._shards)
+
+    def snapshot(self) -> tuple[list[float], float]:
+        """Per-bucket counts (not cumulative) and the sum of all values observed so far."""
+        with self._lock:
+            kept = []
+            retired = self._retired
+            for ref, shard in self._shards:
+                thread = ref()
+                if thread is None or not thread.is_alive():  # nothing writes this list any more
+                    retired[:] = map(sum, zip(retired, shard, strict=True))
+                else:
+                    kept.append((ref, shard))
+            self._shards = kept
+            total = list(retired)
+            for _, shard in kept:
+                total[:] = map(sum, zip(total, shard, strict=True))
+        return [int(c) for c in total[:-1]], total[-1]
