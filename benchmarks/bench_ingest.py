@@ -7,7 +7,7 @@ heartbeats), writes them as a recording and measures, side by side on one core:
 - ``json.loads`` alone (the floor every path pays);
 - ``parse_frame`` alone;
 - ``FeedSession.handle_frame`` (parse + book + gap trackers: the live path);
-- `quotewatch.replay.replay` of the recording file at ``--speed 0`` (the replay path);
+- `quotewatch.ingest.replay.replay` of the recording file at ``--speed 0`` (the replay path);
 - a peer: the same session whose book is read with a full sort after every update (what
   ``top(n)`` would cost without the sorted price lists).
 
@@ -33,8 +33,8 @@ os.environ.setdefault("QW_METRICS_DISABLED", "0")
 
 from quotewatch.events import Event
 from quotewatch.ingest.parser import Feed, parse_frame
+from quotewatch.ingest.replay import replay
 from quotewatch.ingest.session import FeedSession
-from quotewatch.replay import replay
 
 LEVELS = 3000
 PRODUCT = "BTC-USD"

@@ -86,9 +86,9 @@ def replayer(recording: Path, data: Path) -> tuple[StorageWriter, Callable[[], d
     pipeline into it each time and returns the replay's timings; only the replay is timed."""
     from quotewatch.app.process_tuning import tuned_for_feed
     from quotewatch.ingest.parser import Feed
+    from quotewatch.ingest.replay import replay
     from quotewatch.ingest.session import FeedSession
     from quotewatch.pipeline.pipeline import Pipeline, PipelineConfig
-    from quotewatch.replay import replay
     from quotewatch.state import StateStore
     from quotewatch.storage.catalog import CatalogConfig
     from quotewatch.storage.writer import StorageWriter

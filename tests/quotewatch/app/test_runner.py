@@ -19,8 +19,8 @@ from quotewatch.cli import main
 from quotewatch.config import Settings
 from quotewatch.ingest.client import FeedClient
 from quotewatch.ingest.parser import Feed
+from quotewatch.ingest.replay import replay
 from quotewatch.pipeline.pipeline import PipelineConfig
-from quotewatch.replay import replay
 from quotewatch.simulate.server import LocalExchange
 from quotewatch.storage.catalog import CatalogConfig, build_catalog
 from quotewatch.storage.spill import recover

@@ -14,9 +14,9 @@ from quotewatch.cli import COMMANDS
 from quotewatch.cli import record as record_cli
 from quotewatch.cli import replay as replay_cli
 from quotewatch.ingest.parser import Feed
+from quotewatch.ingest.record import Recorder
+from quotewatch.ingest.replay import ReplayError, detect_recording_feed, replay
 from quotewatch.ingest.session import FeedSession
-from quotewatch.record import Recorder
-from quotewatch.replay import ReplayError, detect_recording_feed, replay
 from quotewatch.simulate.faults import Faults
 from quotewatch.simulate.server import LocalExchange
 from support.coinbase_messages import EXCHANGE

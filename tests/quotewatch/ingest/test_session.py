@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from quotewatch.events import BookUpdate, Event, Trade
 from quotewatch.ingest.parser import Feed
 from quotewatch.ingest.session import REPORT_EVERY_US, FeedSession, Resync
-from quotewatch.summary import build_summary
+from quotewatch.ingest.summary import feed_summary
 from support.coinbase_messages import ADVANCED, EXCHANGE
 
 
@@ -47,7 +47,7 @@ def test_a_crossed_book_is_counted_dropped_and_resubscribed() -> None:
     session.handle_frame(EXCHANGE["l2update"], 5)
     assert session.books["BTC-USD"].ready
     assert session.books["BTC-USD"].best_bid() is not None
-    summary = build_summary(session, 1.0)
+    summary = feed_summary(session, 1.0)
     assert summary["products"]["BTC-USD"]["crossed_books"] == 1
     assert summary["products"]["BTC-USD"]["resyncs"] == 1
     assert summary["products"]["BTC-USD"]["book_updates"] == 2
@@ -76,7 +76,7 @@ def test_trade_ids_heartbeats_and_gauges() -> None:
     assert sample("coinbase_match_sequence", product=product) == 201390075
     stats = session.trades.tracker.stats(product)
     assert (stats.duplicates, stats.gaps) == (1, 1)
-    summary = build_summary(session, 2.0)["products"][product]
+    summary = feed_summary(session, 2.0)["products"][product]
     assert (summary["trade_gaps"], summary["trades_missed"]) == (2, 4)
     assert (summary["heartbeat_gaps"], summary["heartbeat_missed"]) == (1, 3)
     # 10, 11, 13, 14, 18 reach the consumers; the repeated 14 does not.
@@ -114,7 +114,7 @@ def test_advanced_sequence_gap_resubscribes_every_ready_book_at_once() -> None:
     assert len(session.pending_resyncs) == 1
     assert sample("coinbase_sequence_gaps_total", **seq_labels) == gaps + 1
     assert sample("coinbase_resyncs_total", reason="sequence_gap") == resyncs + 1
-    assert build_summary(session, 1.0)["sequence"] == {
+    assert feed_summary(session, 1.0)["sequence"] == {
         "gaps": 1,
         "missed": 1,
         "duplicate_frames": 1,

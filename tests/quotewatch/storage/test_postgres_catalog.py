@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from quotewatch.pipeline.summary import commit_retries
+from quotewatch.app.summary import commit_retries
 from quotewatch.storage.catalog import CatalogConfig, build_catalog
 from quotewatch.storage.commit import commit_batches, committed_batch_ids
 from quotewatch.storage.tables import TABLES, ensure_tables

@@ -45,15 +45,14 @@ from qw_metrics import MetricsPusher
 from quotewatch.app.loop_lag import probe_loop_lag
 from quotewatch.app.metrics_server import MetricsServer
 from quotewatch.app.process_tuning import tuned_for_feed
+from quotewatch.app.summary import run_summary
 from quotewatch.config import Settings
 from quotewatch.dashboard.serving import serve
 from quotewatch.ingest.parser import Feed
 from quotewatch.ingest.session import Consumer, FeedSession
 from quotewatch.pipeline.pipeline import Pipeline, PipelineConfig
-from quotewatch.pipeline.summary import pipeline_summary
 from quotewatch.state import StateStore
 from quotewatch.storage.writer import StorageWriter
-from quotewatch.summary import build_summary
 
 log = logging.getLogger(__name__)
 
@@ -196,9 +195,7 @@ class Runner:
         if self.server is not None:
             self.server.stop(SERVER_STOP_TIMEOUT)
             self.server = None
-        summary = build_summary(self.session, duration)
-        summary.update(pipeline_summary(self.pipeline, counts))
-        return summary
+        return run_summary(self.session, duration, self.pipeline, counts)
 
     def _final_push(self, timeout: float) -> None:
         """Stop the pusher with a last push, waiting at most `timeout` seconds: a request to a

@@ -13,8 +13,8 @@ from quotewatch.config import ConfigError
 from quotewatch.ingest.auth import ExchangeCredentials
 from quotewatch.ingest.client import FeedClient
 from quotewatch.ingest.parser import Feed
+from quotewatch.ingest.record import Recorder
 from quotewatch.ingest.session import FeedSession
-from quotewatch.record import Recorder
 
 log = logging.getLogger(__name__)
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 from pathlib import Path
 
+from quotewatch.app.summary import run_summary, write_summary
+from quotewatch.ingest.replay import ReplayError, open_recording, replay
 from quotewatch.ingest.session import FeedSession
-from quotewatch.replay import ReplayError, open_recording, replay
-from quotewatch.summary import build_summary
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +51,5 @@ def run(args: argparse.Namespace) -> int:
     except ReplayError as exc:
         log.error("%s", exc)
         return 2
-    summary = build_summary(session, result.duration_s)
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.summary_json is not None:
-        args.summary_json.write_text(text + "\n", encoding="utf-8")
+    write_summary(run_summary(session, result.duration_s), args.summary_json)
     return 0

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from quotewatch.cli.arguments import positive
-from quotewatch.config import CLOUD_RUN_ENV, ConfigError, Settings
+from quotewatch.config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from quotewatch.app.runner import Runner
@@ -72,6 +70,7 @@ def execute(
     from qw_metrics import RemoteWriteConfigError
 
     from quotewatch.app.runner import Runner, RunOptions
+    from quotewatch.app.summary import write_summary
     from quotewatch.pipeline.pipeline import PipelineConfig
     from quotewatch.storage.catalog import StorageConfigError
 
@@ -97,20 +96,8 @@ def execute(
         print(f"remote write: every {settings.push_interval:g}s", flush=True)
     if runner.writer is not None:
         print(f"storage: {runner.writer.config.warehouse}", flush=True)
-    summary = asyncio.run(runner.run(make_feed(runner)))
-    write_summary(summary, args.summary_json)
+    write_summary(asyncio.run(runner.run(make_feed(runner))), args.summary_json)
     return 0
-
-
-def write_summary(summary: dict[str, Any], path: Path | None) -> None:
-    """Print the summary as JSON, and write it to `path` if given.
-
-    On Cloud Run it is printed on one line, which Cloud Logging keeps as one structured entry.
-    """
-    text = json.dumps(summary, indent=2)
-    print(json.dumps(summary) if os.environ.get(CLOUD_RUN_ENV) else text, flush=True)
-    if path is not None:
-        path.write_text(text + "\n", encoding="utf-8")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

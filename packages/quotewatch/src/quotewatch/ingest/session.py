@@ -1,7 +1,7 @@
 """`FeedSession`: frame -> parse -> order book -> gap trackers -> consumers, for one feed.
 
 The same session drives a live connection (`quotewatch.ingest.client.FeedClient`) and a
-replay (`quotewatch.replay`), so both paths behave identically. Per frame:
+replay (`quotewatch.ingest.replay`), so both paths behave identically. Per frame:
 
 1. taps (e.g. the recorder) see the raw frame, its receive time and the parse result;
 2. `parse_frame` turns it into typed events or an `Invalid` (counted, logged, skipped);

@@ -1,4 +1,5 @@
-"""The run summary: a JSON-ready dict of what a session saw (``--summary-json``).
+"""The feed's part of the run summary: what a `FeedSession` saw, as a JSON-ready dict
+(`quotewatch.app.summary` adds the pipeline's and storage's parts).
 
 Keys: ``feed``; ``messages`` (frames by message type); ``invalid`` (by reason); ``products``
 (product -> ``trades``, ``trade_gaps`` and ``trades_missed`` (Exchange ``trade_id`` gaps plus
@@ -6,7 +7,7 @@ the tail losses heartbeats proved, itemised as ``heartbeat_gaps`` / ``heartbeat_
 ``duplicate_trades`` (repeated ids, passed to no consumer), ``book_updates``,
 ``crossed_books``, ``resyncs``); ``sequence`` (Advanced Trade ``sequence_num`` ``gaps`` /
 ``missed`` over all connections, and ``duplicate_frames`` skipped whole); ``duration_s`` (wall-clock
-seconds of the run) and ``messages_per_s`` (frames per second of it). Later stages add keys.
+seconds of the run) and ``messages_per_s`` (frames per second of it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from quotewatch.ingest.session import FeedSession
 
 
-def build_summary(session: FeedSession, duration_s: float) -> dict[str, Any]:
+def feed_summary(session: FeedSession, duration_s: float) -> dict[str, Any]:
     """Summarise ``session`` after a run of ``duration_s`` seconds."""
     stats = session.stats
     trades = session.trades

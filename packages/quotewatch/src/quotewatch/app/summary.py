@@ -1,13 +1,27 @@
-"""The pipeline's part of the run summary (`--summary-json`)."""
+"""The run summary (`--summary-json`, and printed at the end of `run`, `demo` and `replay`): the
+one place that puts it together and writes it.
+
+`run_summary` takes the feed's part from `quotewatch.ingest.summary` and adds, for a run with a
+pipeline, `pipeline` (counts, latency percentiles, rows expected per table) and `model`, and
+with storage, `storage` (rows written, commit retries and completeness per table).
+"""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Mapping
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
+from quotewatch.config import CLOUD_RUN_ENV
+from quotewatch.ingest.summary import feed_summary
 from quotewatch.metrics import COMMIT_RETRIES, MESSAGE_LATENCY
-from quotewatch.pipeline.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from quotewatch.ingest.session import FeedSession
+    from quotewatch.pipeline.pipeline import Pipeline
 
 
 class _Counts(Protocol):
@@ -53,14 +67,36 @@ def commit_retries() -> int:
     )
 
 
-def pipeline_summary(
-    pipeline: Pipeline, storage: Mapping[str, _Counts] | None = None
+def run_summary(
+    session: FeedSession,
+    duration_s: float,
+    pipeline: Pipeline | None = None,
+    storage: Mapping[str, _Counts] | None = None,
 ) -> dict[str, Any]:
-    """`pipeline`, `model` and (with storage) `storage` sections of the run summary.
+    """The summary of a run of `duration_s` seconds: the feed's sections, then, with
+    `pipeline`, its sections and (with the storage writer's counts) the storage section.
 
     Latency percentiles come from the latency histogram, so they are interpolated within its
     buckets (None when instrumentation is off).
     """
+    summary = feed_summary(session, duration_s)
+    if pipeline is not None:
+        summary.update(_pipeline_sections(pipeline, storage))
+    return summary
+
+
+def write_summary(summary: dict[str, Any], path: Path | None) -> None:
+    """Print the summary as JSON, and write it to `path` if given.
+
+    On Cloud Run it is printed on one line, which Cloud Logging keeps as one structured entry.
+    """
+    text = json.dumps(summary, indent=2)
+    print(json.dumps(summary) if os.environ.get(CLOUD_RUN_ENV) else text, flush=True)
+    if path is not None:
+        path.write_text(text + "\n", encoding="utf-8")
+
+
+def _pipeline_sections(pipeline: Pipeline, storage: Mapping[str, _Counts] | None) -> dict[str, Any]:
     stats = pipeline.stats
     buckets = latency_buckets()
     p50, p99 = histogram_quantile(buckets, 0.5), histogram_quantile(buckets, 0.99)

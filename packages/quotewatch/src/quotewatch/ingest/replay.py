@@ -1,7 +1,7 @@
 """Replaying a recording through the same parse -> book -> tracker path as a live feed.
 
 Lines are either recorded frames ``{"ts": <epoch seconds>, "msg": <frame>}`` (see
-`quotewatch.record`) or bare frame objects, which get the replay's wall-clock time as their
+`quotewatch.ingest.record`) or bare frame objects, which get the replay's wall-clock time as their
 receive time. The feed is detected from the message shapes. ``speed`` is a multiple of the
 recorded pace; 0 replays as fast as possible.
 """
