@@ -31,10 +31,11 @@ from typing import Any
 
 os.environ.setdefault("QW_METRICS_DISABLED", "0")
 
+from quotewatch.book import OrderBook
 from quotewatch.events import Event
 from quotewatch.ingest.parser import Feed, parse_frame
 from quotewatch.ingest.replay import replay
-from quotewatch.ingest.session import FeedSession
+from quotewatch.ingest.session import Consumer, FeedSession
 
 LEVELS = 3000
 PRODUCT = "BTC-USD"
@@ -135,7 +136,7 @@ def bench(feed: Feed, frames: list[str], tmp: Path) -> list[tuple[str, float]]:
             parse_frame(frame, 0, feed)
         return len(frames)
 
-    def session_path(consumers: list[Callable[[Event], None]] | None = None) -> int:
+    def session_path(consumers: list[Consumer] | None = None) -> int:
         session = FeedSession(feed, products=[PRODUCT], consumers=consumers or [])
         for frame in frames:
             session.handle_frame(frame, 0)
@@ -148,29 +149,25 @@ def bench(feed: Feed, frames: list[str], tmp: Path) -> list[tuple[str, float]]:
     peer_frames = frames[:2000]
 
     def full_sort_peer() -> int:
-        holder: dict[str, FeedSession] = {}
-
-        def top_by_sorting(event: Event) -> None:
-            book = holder["s"].books[PRODUCT]
+        def top_by_sorting(event: Event, book: OrderBook | None) -> None:
+            if book is None:
+                return
             bids = dict(book._bids.sizes)
             asks = dict(book._asks.sizes)
             sorted(bids, reverse=True)[:10]
             sorted(asks)[:10]
 
         session = FeedSession(feed, products=[PRODUCT], consumers=[top_by_sorting])
-        holder["s"] = session
         for frame in peer_frames:  # a slice: sorting a few thousand levels per event is slow
             session.handle_frame(frame, 0)
         return len(peer_frames)
 
     def with_top10() -> int:
-        holder: dict[str, FeedSession] = {}
-
-        def top(event: Event) -> None:
-            holder["s"].books[PRODUCT].top(10)
+        def top(event: Event, book: OrderBook | None) -> None:
+            if book is not None:
+                book.top(10)
 
         session = FeedSession(feed, products=[PRODUCT], consumers=[top])
-        holder["s"] = session
         for frame in frames:
             session.handle_frame(frame, 0)
         return len(frames)

@@ -103,9 +103,9 @@ def replayer(recording: Path, data: Path) -> tuple[StorageWriter, Callable[[], d
         session = FeedSession(Feed.EXCHANGE, products=("BTC-USD",))
         pipeline = Pipeline(
             ("BTC-USD",), StateStore(), writer, PipelineConfig(label_threshold=LABEL_THRESHOLD),
-            books=session.books, replay=True,
+            replay=True,
         )  # fmt: skip
-        session.consumers.append(pipeline.process)  # type: ignore[arg-type]
+        session.consumers.append(pipeline.process)
         # The process settings `quotewatch run` and `demo` apply (GC thresholds, switch interval).
         with tuned_for_feed():
             cpu, wall = time.process_time(), time.perf_counter()
@@ -204,7 +204,7 @@ def child_latency(url: str, seconds: float, data_dir: str) -> None:
     )  # fmt: skip
     latencies: list[float] = []
 
-    def after_pipeline(event: object) -> None:
+    def after_pipeline(event: object, _book: object) -> None:
         received_us = getattr(event, "received_us", None)
         if received_us is not None and type(event).__name__ in ("BookUpdate", "Trade"):
             latencies.append(time.time() - received_us / 1e6)

@@ -52,7 +52,7 @@ def test_server_disconnect_reconnects_and_resubscribes_within_2s(feed: Feed) -> 
         async with LocalExchange(PRODUCTS, seed=1, speed=4.0, faults=faults) as ex:
             return await run_client(
                 ex, feed, PRODUCTS, 1.4,
-                consumers=[lambda e: arrivals.append((time.monotonic(), e))],
+                consumers=[lambda e, _book: arrivals.append((time.monotonic(), e))],
                 until=lambda: all(map(resynced, PRODUCTS)),
             )  # fmt: skip
 
@@ -164,7 +164,7 @@ def test_silence_means_a_dead_connection() -> None:
 def test_slow_consumer_disconnect_is_handled() -> None:
     events: list[Event] = []
 
-    def slow(event: Event) -> None:
+    def slow(event: Event, _book: object) -> None:
         events.append(event)
         if len(events) == 5:
             time.sleep(0.5)  # blocks the feed loop: the server's queue for us overflows
@@ -188,7 +188,11 @@ def test_signed_level2_subscription_is_accepted() -> None:
 
     async def scenario() -> FeedSession:
         async with LocalExchange(PRODUCTS, seed=4, auth_secret=secret) as ex:
-            session = FeedSession(Feed.EXCHANGE, products=PRODUCTS, consumers=[events.append])
+            session = FeedSession(
+                Feed.EXCHANGE,
+                products=PRODUCTS,
+                consumers=[lambda event, _book: events.append(event)],
+            )
             client = FeedClient(session, url=ex.exchange_url, credentials=credentials)
             assert client.subscriptions.book_channel == "level2"
             task = asyncio.create_task(client.run())

@@ -86,7 +86,7 @@ class Mirror:
     def __init__(self) -> None:
         self.books: dict[str, dict[str, dict[Decimal, Decimal]]] = {}
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Event, _book: object) -> None:
         if isinstance(event, BookSnapshot):
             self.books[event.product] = {
                 "bid": {p: s for p, s in event.bids if s},

@@ -30,7 +30,9 @@ def test_a_crossed_book_is_counted_dropped_and_resubscribed() -> None:
     crossed = sample("orderbook_crossed_total", product="BTC-USD")
     resyncs = sample("coinbase_resyncs_total", reason="crossed_book")
     seen: list[Event] = []
-    session = FeedSession(Feed.EXCHANGE, products=["BTC-USD"], consumers=[seen.append])
+    session = FeedSession(
+        Feed.EXCHANGE, products=["BTC-USD"], consumers=[lambda event, _book: seen.append(event)]
+    )
     session.handle_frame(EXCHANGE["snapshot"], 1)
     # A bid above the best ask (22356.30) crosses the book.
     update = {**EXCHANGE["l2update"], "changes": [["buy", "22357.00", "1"]]}
@@ -123,7 +125,9 @@ def test_advanced_sequence_gap_resubscribes_every_ready_book_at_once() -> None:
 
 def test_consumers_get_events_with_receive_times() -> None:
     got: list[Event] = []
-    session = FeedSession(Feed.EXCHANGE, products=["BTC-USD"], consumers=[got.append])
+    session = FeedSession(
+        Feed.EXCHANGE, products=["BTC-USD"], consumers=[lambda event, _book: got.append(event)]
+    )
     session.handle_frame(EXCHANGE["snapshot"], 111)
     session.handle_frame(EXCHANGE["match"], 222)
     assert [e.received_us for e in got] == [111, 222]

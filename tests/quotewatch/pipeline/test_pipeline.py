@@ -57,7 +57,7 @@ def run(seconds: float, config: PipelineConfig) -> tuple[Pipeline, RecordingSink
     store = StateStore()
     sink = RecordingSink()
     session = FeedSession(Feed.EXCHANGE, products=("BTC-USD",))
-    pipeline = Pipeline(("BTC-USD",), store, sink, config, books=session.books, replay=True)
+    pipeline = Pipeline(("BTC-USD",), store, sink, config, replay=True)
     session.consumers.append(pipeline.process)
     for text, received_us in exchange_frames(seconds=seconds, rate=3.0):
         session.handle_frame(text, received_us)

@@ -76,6 +76,8 @@ class ProductState(NamedTuple):
     model: ModelState
     candles: tuple[Candle, ...] = ()  # oldest first; the last one may still be forming
     trades: tuple[TradeView, ...] = ()  # most recent last
+    # Wall clock when the frame behind this state was received (in a replay, when it was replayed).
+    received_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from qw_metrics import MetricsPusher
 
@@ -49,7 +49,7 @@ from quotewatch.app.summary import run_summary
 from quotewatch.config import Settings
 from quotewatch.dashboard.serving import serve
 from quotewatch.ingest.parser import Feed
-from quotewatch.ingest.session import Consumer, FeedSession
+from quotewatch.ingest.session import FeedSession
 from quotewatch.pipeline.pipeline import Pipeline, PipelineConfig
 from quotewatch.state import StateStore
 from quotewatch.storage.writer import StorageWriter
@@ -105,12 +105,10 @@ class Runner:
             self.store,
             self.writer,
             config,
-            books=self.session.books,
             source=source or str(feed),
             replay=options.replay,
         )
-        # process returns the receive time its latency decorator reads; the session ignores it.
-        self.session.consumers.append(cast(Consumer, self.pipeline.process))
+        self.session.consumers.append(self.pipeline.process)
         self.pusher = MetricsPusher.from_env(job="quotewatch", environ=_push_environ(settings))
         self.server: Any = None  # DashboardServer or MetricsServer once started
         self._started = 0.0

@@ -6,10 +6,10 @@ Usage (the pipeline runner)::
     client = FeedClient(session, credentials=ExchangeCredentials.from_env())
     task = asyncio.create_task(client.run())   # cancel the task to stop
 
-``on_event(event)`` is called on the feed loop, synchronously, for every event once the book
-and gap trackers have applied it; each event carries ``received_us``, the wall-clock time its
-frame was received. `FeedSession.books` holds the books. Consumers must not block or await: the
-loop never waits on storage, so hand rows to a non-blocking queue.
+``on_event(event, book)`` is called on the feed loop, synchronously, for every event once the
+book and gap trackers have applied it, with the book it updated (None for other events); each
+event carries ``received_us``, the wall-clock time its frame was received. Consumers must not
+block or await: the loop never waits on storage, so hand rows to a non-blocking queue.
 
 Per connection: connect (``max_size`` 16 MiB: an Advanced Trade BTC-USD snapshot is ~5 MB),
 subscribe at once (the server drops clients that wait 5 s), then receive. Silence longer than

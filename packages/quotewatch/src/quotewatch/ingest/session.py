@@ -10,8 +10,9 @@ replay (`quotewatch.ingest.replay`), so both paths behave identically. Per frame
 4. each event is applied: snapshots replace a book, updates change it (skipped while the book
    is stale); a book left crossed is counted, emptied (stale) and asks for a resubscription,
    and its event is not passed on; trades and heartbeats go through the gap trackers;
-5. consumers get every applied event, in order, synchronously. They run on the feed loop, so
-   they must be quick and must never block or await I/O (hand rows to a queue instead).
+5. consumers get every applied event, in order, synchronously, with the book it just updated
+   (None for events that update no book): `consumer(event, book)`. They run on the feed loop,
+   so they must be quick and must never block or await I/O (hand rows to a queue instead).
 
 Frames are counted by type in `stats.messages`, and the increments are added to
 ``coinbase_messages_received_total{type}`` by `report_counts` at most every 0.25 s of receive
@@ -39,7 +40,8 @@ from quotewatch.ingest.parser import Feed, ParseResult, parse_frame
 from quotewatch.metrics import CROSSED_BOOKS, MESSAGES_RECEIVED, RESYNCS
 
 Frame = str | bytes | dict[str, Any]
-Consumer = Callable[[Event], None]
+# Called with each applied event and the book it updated (None if none); the result is ignored.
+Consumer = Callable[[Event, OrderBook | None], object]
 FrameTap = Callable[[Frame, int, ParseResult], None]
 
 REPORT_EVERY_US = 250_000  # receive time between two reports of the frame counts
@@ -108,7 +110,9 @@ class FeedSession:
         self.pending_resyncs: list[Resync] = []
         self._reported: Counter[str] = Counter()
         self._report_due_us = 0
-        self._apply: Mapping[type, Callable[[Any], bool]] = {
+        # What applying an event gives: the book it updated, True to pass it on without a book,
+        # or False to drop it.
+        self._apply: Mapping[type, Callable[[Any], OrderBook | bool]] = {
             BookUpdate: self._update,
             BookSnapshot: self._snapshot,
             Trade: self._trade,
@@ -148,10 +152,12 @@ class FeedSession:
         consumers = self.consumers
         for event in result.events:
             handler = apply.get(type(event))
-            if handler is not None and not handler(event):
+            applied = True if handler is None else handler(event)
+            if applied is False:
                 continue
+            book = None if applied is True else applied
             for consumer in consumers:
-                consumer(event)
+                consumer(event, book)
         return result
 
     def report_counts(self) -> None:
@@ -186,13 +192,16 @@ class FeedSession:
         if products:
             self._resync("sequence_gap", products)
 
-    def _snapshot(self, snap: BookSnapshot) -> bool:
+    def _snapshot(self, snap: BookSnapshot) -> OrderBook | bool:
         book = self.book(snap.product)
         book.apply_snapshot(snap)
         self._product(snap.product).snapshots += 1
-        return not self._check_crossed(book)
+        if book.is_crossed():
+            self._drop_crossed(book)  # its event is not passed on
+            return False
+        return book
 
-    def _update(self, update: BookUpdate) -> bool:
+    def _update(self, update: BookUpdate) -> OrderBook | bool:
         book = self.books.get(update.product)
         stats = self.stats.products.get(update.product) or self._product(update.product)
         if book is None or not book.ready:
@@ -200,21 +209,17 @@ class FeedSession:
             return False
         book.apply_update(update)
         stats.book_updates += 1
-        return not self._check_crossed(book)
-
-    def _check_crossed(self, book: OrderBook) -> bool:
-        """A crossed book is wrong: count it, drop it and ask for a fresh snapshot."""
-        if not book.is_crossed():
+        if book.is_crossed():
+            self._drop_crossed(book)  # its event is not passed on
             return False
-        self._crossed(book.product)
-        book.clear()
-        self._resync("crossed_book", (book.product,))
-        return True
+        return book
 
-    @counted(CROSSED_BOOKS, labels_from_result=lambda product: {"product": product})
-    def _crossed(self, product: str) -> str:
-        self._product(product).crossed_books += 1
-        return product
+    @counted(CROSSED_BOOKS, labels_from_result=lambda resync: {"product": resync.products[0]})
+    def _drop_crossed(self, book: OrderBook) -> Resync:
+        """A crossed book is wrong: empty it and ask for a fresh snapshot; return the request."""
+        self._product(book.product).crossed_books += 1
+        book.clear()
+        return self._resync("crossed_book", (book.product,))
 
     @counted(RESYNCS, labels_from_result=lambda resync: {"reason": resync.reason})
     def _resync(self, reason: str, products: tuple[str, ...]) -> Resync:

@@ -2,12 +2,12 @@
 new state snapshot.
 
 `Pipeline.process` is a `FeedSession` consumer: the session has already parsed the frame and
-applied the event to its order book (`books`, shared with the session), and the pipeline reads
-that book. It handles one event synchronously and never does I/O: storage rows go to the storage
-writer's queue (which never blocks the caller) and the state is published by swapping one
-reference. For a book update of product P:
+applied the event to its order book, and hands the pipeline the event with that book. It handles
+one event synchronously and never does I/O: storage rows go to the row sink's queue (which never
+blocks the caller) and the state is published by swapping one reference. For a book update of
+product P:
 
-1. read the top of P's book;
+1. read the top of the book the session handed over;
 2. features from the top of the book and P's trade buffer (stage `features`);
 3. the labeler queues P's previous sample, then labels every waiting sample whose horizon this
    update's exchange time reached (stage `labeler`);
@@ -16,7 +16,8 @@ reference. For a book update of product P:
    this update's sample, which the labeler queues on P's next update;
 5. rows for `raw_orderbook` and `features`, and a `predictions` row for every predicted sample
    that was labelled or evicted (stage `writer`);
-6. a new `ProductState` is published; the message's latency (frame receipt to here) is recorded.
+6. a new `ProductState` is published and returned; the message's latency (frame receipt, which
+   the state carries as `received_at`, to here) is recorded from it.
 
 Counters (rows expected per table, predictions per class, labeler evictions, the order-book
 update rate) are kept
@@ -27,8 +28,9 @@ A trade goes to P's trade buffer and `raw_trades`; after a snapshot the same ste
 run (with the receive time when the snapshot has no exchange time). Events for products not
 configured are ignored. Instrumentation is applied from outside by decorators.
 
-Latency runs from the frame's receive time (`received_us`) to the state swap. In a replay that
-time is the recorded one, so a pipeline made with `replay=True` measures from the call instead.
+Latency runs from the frame's receive time (`received_us`) to the state swap, for every event
+that published a state. In a replay that time is the recorded one, so a pipeline made with
+`replay=True` takes the time of the call as the receive time instead.
 """
 
 from __future__ import annotations
@@ -142,6 +144,11 @@ class ProductPipeline:
         self.state: ProductState | None = None
 
 
+def _latency(state: ProductState | None) -> float | None:
+    """Seconds from the receipt of the frame behind `state` to now."""
+    return None if state is None else seconds_since(state.received_at)
+
+
 class Pipeline:
     """Turns feed events into features, predictions, storage rows and state snapshots."""
 
@@ -152,7 +159,6 @@ class Pipeline:
         sink: RowSink | None = None,
         config: PipelineConfig | None = None,
         *,
-        books: Mapping[str, OrderBook],
         source: str = "exchange",
         replay: bool = False,
     ) -> None:
@@ -162,7 +168,6 @@ class Pipeline:
         self.products = {p: ProductPipeline(p, config) for p in products or ()}
         if not self.products and not self._any_product:
             raise ValueError("the pipeline needs at least one product, e.g. BTC-USD")
-        self.books = books
         self.state = state
         self.sink = sink
         self.replay = replay
@@ -175,32 +180,31 @@ class Pipeline:
         self._feed_at = 0.0
         state.update_feed(source=source)
 
-    @recorded(MESSAGE_LATENCY, value=seconds_since)
-    def process(self, event: Event) -> float | None:
-        """Handle one event (a `FeedSession` consumer); return its frame's receive time (wall
-        clock seconds; the call's start in a replay), or None when no state changed."""
-        start = time.time() if self.replay else event.received_us * 1e-6
+    @recorded(MESSAGE_LATENCY, value=_latency)
+    def process(self, event: Event, book: OrderBook | None) -> ProductState | None:
+        """Handle one event with the book it updated (a `FeedSession` consumer); return the
+        state it published, or None when no state changed."""
+        received = time.time() if self.replay else event.received_us * 1e-6
         self.stats.messages += 1
         if isinstance(event, BookUpdate):
             prod = self._product(event.product)
-            if prod is None:
+            if prod is None or book is None:
                 return None
             self.stats.book_updates += 1
-            self._on_book(prod, event.time_us, event.received_us)
-        elif isinstance(event, Trade):
+            return self._on_book(prod, book, event.time_us, event.received_us, received)
+        if isinstance(event, Trade):
             prod = self._product(event.product)
             if prod is None:
                 return None
             # The session passes each trade id once, `last_match` included when it is new.
-            self._on_trade(prod, event)
-        elif isinstance(event, BookSnapshot):
+            return self._on_trade(prod, event, received)
+        if isinstance(event, BookSnapshot):
             prod = self._product(event.product)
-            if prod is None:
+            if prod is None or book is None:
                 return None
-            self._on_book(prod, event.time_us or event.received_us, event.received_us)
-        else:
-            return None
-        return start
+            time_us = event.time_us or event.received_us
+            return self._on_book(prod, book, time_us, event.received_us, received)
+        return None
 
     def _product(self, product: str) -> ProductPipeline | None:
         prod = self.products.get(product)
@@ -242,15 +246,19 @@ class Pipeline:
         self._reported = replace(stats, rows=dict(stats.rows))
         return report
 
-    def _on_book(self, prod: ProductPipeline, time_us: int, received_us: int) -> None:
-        book = self.books.get(prod.product)
-        if book is None:
-            return
+    def _on_book(
+        self,
+        prod: ProductPipeline,
+        book: OrderBook,
+        time_us: int,
+        received_us: int,
+        received: float,
+    ) -> ProductState | None:
         bids, asks = book.top(self._levels)
         if not bids or not asks:
             if self.sink is not None:
                 self._write_book(prod, time_us, received_us, bids, asks)
-            return
+            return None
         floats = self._floats
         bid = floats[bids[0][0]]
         ask = floats[asks[0][0]]
@@ -278,7 +286,7 @@ class Pipeline:
             )  # fmt: skip
         prod.candles.add(time_us, mid)
         # Positional: this runs per message and keyword construction costs more.
-        self._publish(
+        return self._publish(
             ProductState(
                 prod.product,
                 time.time(),
@@ -292,6 +300,7 @@ class Pipeline:
                 prod.classifier.state(),
                 prod.candles.candles(),
                 prod.trades.recent(self.config.trades_shown),
+                received,
             )
         )
 
@@ -303,20 +312,25 @@ class Pipeline:
             prod.classifier.learn(result.labelled)
         return prod.classifier.predict(features)
 
-    def _on_trade(self, prod: ProductPipeline, trade: Trade) -> None:
+    def _on_trade(
+        self, prod: ProductPipeline, trade: Trade, received: float
+    ) -> ProductState | None:
         view = TradeView(trade.time_us, float(trade.price), float(trade.size), trade.taker_side)
         prod.trades.add(view)
         self.stats.trades += 1
         if self.sink is not None:
             self._write_trade(trade)
-        if prod.state is not None:
-            self._publish(
-                prod.state._replace(
-                    updated_at=time.time(), trades=prod.trades.recent(self.config.trades_shown)
-                )
+        if prod.state is None:
+            return None
+        return self._publish(
+            prod.state._replace(
+                updated_at=time.time(),
+                trades=prod.trades.recent(self.config.trades_shown),
+                received_at=received,
             )
+        )
 
-    def _publish(self, state: ProductState) -> None:
+    def _publish(self, state: ProductState) -> ProductState:
         self.products[state.product].state = state
         now = state.updated_at
         if now - self._feed_at >= _FEED_STATUS_EVERY:
@@ -328,6 +342,7 @@ class Pipeline:
             self.report_counts()
         else:
             self.state.update_product(state)
+        return state
 
     # --- storage: every row is counted in stats.rows, reported as rows expected -------------
 
