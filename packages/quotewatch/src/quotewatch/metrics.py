@@ -2,7 +2,9 @@
 
 This is the only quotewatch module that imports prometheus_client (a test enforces it). Other
 modules apply these metrics through qw_metrics decorators and `track_buffer`; no function body
-outside this module touches a metric.
+outside this module touches a metric. Code that reads metrics by name (the health page, the
+Grafana builders) takes the names from here: `sample_name(METRIC)` for quotewatch's own, the
+`*_BUFFER` names given to `track_buffer`, and the `REMOTE_WRITE_*` names of the pusher's.
 
 Names, types and labels follow the observability design (../shared/notes/design.md) with its
 corrections: gaps are counted per product and `source`, and completeness is read from
@@ -24,7 +26,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from qw_metrics import Counter as LeanCounter
 from qw_metrics import Histogram as LeanHistogram
-from qw_metrics import RollingRate
+from qw_metrics import RollingRate, stage_histogram
 
 # Latency buckets from 50 µs to 10 s: the pipeline works in microseconds, flushes take seconds.
 LATENCY_BUCKETS = (
@@ -103,6 +105,8 @@ ML_PREDICTIONS = Counter("ml_predictions", "Predictions made, by predicted class
 LABELER_EVICTIONS = Counter(
     "labeler_evictions", "Samples evicted from the labeler buffer before they were labelled."
 )
+# What `timed(stage=...)` records into: time per call of each pipeline stage.
+STAGE_DURATION = stage_histogram()
 ROWS_EXPECTED = Counter(
     "pipeline_rows_expected",
     "Rows the pipeline produced for storage, by table: the denominator of completeness.",
@@ -157,6 +161,30 @@ DASHBOARD_CALLBACK_DURATION = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 DASHBOARD_CALLBACKS = Counter("dashboard_callbacks", "Dashboard update callbacks run.")
+
+
+# --- buffers: `track_buffer` names, exposed as `<name>_buffer_size` / `<name>_buffer_capacity`
+LABELER_BUFFER = "labeler"
+TRADE_BUFFER = "trade"
+STORAGE_WRITER_BUFFER = "storage_writer"
+BUFFERS = (LABELER_BUFFER, TRADE_BUFFER, STORAGE_WRITER_BUFFER)
+
+# --- remote write: qw_metrics' MetricsPusher exports these itself; quotewatch only reads them.
+REMOTE_WRITE_SAMPLES = "qw_remote_write_samples_total"
+REMOTE_WRITE_REQUESTS = "qw_remote_write_requests_total"
+REMOTE_WRITE_REQUEST_DURATION = "qw_remote_write_request_duration_seconds"
+REMOTE_WRITE_QUEUE = "qw_remote_write_queue_length"
+REMOTE_WRITE_LAST_SUCCESS = "qw_remote_write_last_success_timestamp_seconds"
+
+
+def sample_name(metric: Counter | Gauge | Histogram | LeanCounter | LeanHistogram) -> str:
+    """The name `metric`'s samples carry on /metrics: a counter's ends in `_total`; a
+    histogram's is the stem of its `_bucket`, `_sum` and `_count` series."""
+    if isinstance(metric, LeanCounter | LeanHistogram):
+        name, counter = metric.name, isinstance(metric, LeanCounter)
+    else:
+        name, counter = metric._name, isinstance(metric, Counter)
+    return f"{name}_total" if counter else name
 
 
 # --- exposition -------------------------------------------------------------------------------

@@ -26,26 +26,42 @@ from quotewatch.dashboard.widgets import (
     line,
     stat_card,
 )
-from quotewatch.metrics import DASHBOARD_CALLBACK_DURATION, DASHBOARD_CALLBACKS
+from quotewatch.metrics import (
+    DASHBOARD_CALLBACK_DURATION,
+    DASHBOARD_CALLBACKS,
+    DASHBOARD_UPDATE_AGE,
+    EVENT_LOOP_LAG,
+    FLUSH_DURATION,
+    MESSAGE_LATENCY,
+    MESSAGES_MISSED,
+    MESSAGES_RECEIVED,
+    ML_PREDICT,
+    ML_TRAIN,
+    REMOTE_WRITE_LAST_SUCCESS,
+    REMOTE_WRITE_QUEUE,
+    ROWS_EXPECTED,
+    ROWS_WRITTEN,
+    SEQUENCE_GAPS,
+    STAGE_DURATION,
+    sample_name,
+)
 
 SUMMARY_WINDOW = 60.0  # seconds behind the summary cards
 QUANTILES = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
 
-MESSAGES = "coinbase_messages_received_total"
-GAPS = "coinbase_sequence_gaps_total"
-MISSED = "coinbase_messages_missed_total"
-WRITTEN = "iceberg_rows_written_total"
-EXPECTED = "pipeline_rows_expected_total"
-LATENCY = "pipeline_message_latency_seconds"
-STAGES = "pipeline_callback_duration_seconds"
-FLUSH = "iceberg_flush_duration_seconds"
-PREDICT = "ml_predict_duration_seconds"
-TRAIN = "ml_train_duration_seconds"
-LOOP_LAG = "pipeline_event_loop_lag_seconds"
-UPDATE_AGE = "dashboard_update_age_seconds"
-RENDER = "dashboard_callback_duration_seconds"
-RW_LAST_SUCCESS = "qw_remote_write_last_success_timestamp_seconds"
-RW_QUEUE = "qw_remote_write_queue_length"
+MESSAGES = sample_name(MESSAGES_RECEIVED)
+GAPS = sample_name(SEQUENCE_GAPS)
+MISSED = sample_name(MESSAGES_MISSED)
+WRITTEN = sample_name(ROWS_WRITTEN)
+EXPECTED = sample_name(ROWS_EXPECTED)
+LATENCY = sample_name(MESSAGE_LATENCY)
+STAGES = sample_name(STAGE_DURATION)
+FLUSH = sample_name(FLUSH_DURATION)
+PREDICT = sample_name(ML_PREDICT)
+TRAIN = sample_name(ML_TRAIN)
+LOOP_LAG = sample_name(EVENT_LOOP_LAG)
+UPDATE_AGE = sample_name(DASHBOARD_UPDATE_AGE)
+RENDER = sample_name(DASHBOARD_CALLBACK_DURATION)
 TRADE_SOURCES = frozenset({"trade_id", "heartbeat"})
 
 
@@ -113,7 +129,7 @@ def derive(window: Window) -> dict[str, float | None]:
         out[f"gaps/{source}"] = count
     age = window.last.total(UPDATE_AGE)
     out["dashboard/staleness"] = age
-    queue = window.last.total(RW_QUEUE)
+    queue = window.last.total(REMOTE_WRITE_QUEUE)
     if queue is not None:
         out["remote_write/queue length"] = queue
     return out
@@ -236,8 +252,8 @@ def _source(labels: tuple[tuple[str, str], ...]) -> str:
 
 
 def _remote_write(last: Scrape, now: float) -> tuple[str, str]:
-    success = last.total(RW_LAST_SUCCESS)
-    queue = last.total(RW_QUEUE)
+    success = last.total(REMOTE_WRITE_LAST_SUCCESS)
+    queue = last.total(REMOTE_WRITE_QUEUE)
     if success is None and queue is None:
         return "off", "no remote-write pusher in this process"
     caption = f"queue {fmt_number(queue, 0)}"

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from quotewatch.metrics import LAST_TRADE_ID, MESSAGES_RECEIVED, sample_name
+
 SCHEMA_VERSION = 39
 GRID_COLUMNS = 24
 DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": "${datasource}"}
@@ -367,12 +369,12 @@ def filter_variables() -> list[Json]:
         label_variable(
             "environment",
             "Environment",
-            "label_values(coinbase_messages_received_total, environment)",
+            f"label_values({sample_name(MESSAGES_RECEIVED)}, environment)",
         ),
         label_variable(
             "product",
             "Product",
-            'label_values(coinbase_last_trade_id{environment=~"$environment"}, product)',
+            f'label_values({sample_name(LAST_TRADE_ID)}{{environment=~"$environment"}}, product)',
         ),
     ]
 

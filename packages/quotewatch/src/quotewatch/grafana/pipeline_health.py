@@ -16,6 +16,24 @@ from quotewatch.grafana.panels import (
     stat,
     timeseries,
 )
+from quotewatch.metrics import (
+    BUFFERS,
+    CROSSED_BOOKS,
+    FLUSH_DURATION,
+    FLUSH_ERRORS,
+    FLUSH_ROWS,
+    LABELER_EVICTIONS,
+    MESSAGES_INVALID,
+    MESSAGES_MISSED,
+    MESSAGES_RECEIVED,
+    RECONNECTIONS,
+    RESYNCS,
+    ROWS_EXPECTED,
+    ROWS_WRITTEN,
+    SEQUENCE_GAPS,
+    SPILLED_ROWS,
+    sample_name,
+)
 
 UID = "quotewatch-pipeline-health"
 
@@ -34,8 +52,8 @@ def new_or_increase(metric: str, *, window: str, product: bool = False) -> str:
 
 def completeness(window: str) -> str:
     """Rows committed / rows the pipeline produced, per table, in percent, over `window`."""
-    written = increase("iceberg_rows_written_total", window=window)
-    expected = increase("pipeline_rows_expected_total", window=window)
+    written = increase(sample_name(ROWS_WRITTEN), window=window)
+    expected = increase(sample_name(ROWS_EXPECTED), window=window)
     return f"100 * sum by (table) ({written}) / sum by (table) ({expected})"
 
 
@@ -48,11 +66,9 @@ def build() -> Json:
                 "Feed messages received per second by type; malformed messages (counted and "
                 "skipped) by reason. Flat zero while the app is up means the feed is silent.",
                 [
+                    Query(f"sum by (type) ({rate(sample_name(MESSAGES_RECEIVED))})", "{{type}}"),
                     Query(
-                        f"sum by (type) ({rate('coinbase_messages_received_total')})", "{{type}}"
-                    ),
-                    Query(
-                        f"sum by (reason) ({rate('coinbase_messages_invalid_total')})",
+                        f"sum by (reason) ({rate(sample_name(MESSAGES_INVALID))})",
                         "invalid: {{reason}}",
                     ),
                 ],
@@ -62,7 +78,7 @@ def build() -> Json:
                 "Write rate",
                 "Rows committed to Iceberg per second, by table. Writes come in flushes, so "
                 "this line is bursty; it should average out to the expected rows.",
-                [Query(f"sum by (table) ({rate('iceberg_rows_written_total')})", "{{table}}")],
+                [Query(f"sum by (table) ({rate(sample_name(ROWS_WRITTEN))})", "{{table}}")],
                 unit="suffix: rows/s",
             ),
         ],
@@ -87,7 +103,7 @@ def build() -> Json:
                     Query(
                         "sum by (source) ("
                         + new_or_increase(
-                            "coinbase_sequence_gaps_total", window="$__range", product=True
+                            sample_name(SEQUENCE_GAPS), window="$__range", product=True
                         )
                         + ")",
                         "gaps: {{source}}",
@@ -96,7 +112,7 @@ def build() -> Json:
                     Query(
                         "sum by (source) ("
                         + new_or_increase(
-                            "coinbase_messages_missed_total", window="$__range", product=True
+                            sample_name(MESSAGES_MISSED), window="$__range", product=True
                         )
                         + ")",
                         "missed ids: {{source}}",
@@ -119,7 +135,7 @@ def build() -> Json:
                         name,
                         instant=True,
                     )
-                    for name in ("labeler", "trade", "storage_writer")
+                    for name in BUFFERS
                 ],
                 unit="percent",
                 maximum=100,
@@ -135,15 +151,15 @@ def build() -> Json:
                     "data piling up or being lost.",
                     [
                         Query(
-                            f"sum({rate('coinbase_messages_received_total')})",
+                            f"sum({rate(sample_name(MESSAGES_RECEIVED))})",
                             "messages received",
                         ),
                         Query(
-                            f"sum by (table) ({rate('pipeline_rows_expected_total')})",
+                            f"sum by (table) ({rate(sample_name(ROWS_EXPECTED))})",
                             "expected: {{table}}",
                         ),
                         Query(
-                            f"sum by (table) ({rate('iceberg_rows_written_total')})",
+                            f"sum by (table) ({rate(sample_name(ROWS_WRITTEN))})",
                             "written: {{table}}",
                         ),
                     ],
@@ -160,7 +176,7 @@ def build() -> Json:
                 "Distribution of Iceberg flush times (all tables, retries included). Flushes "
                 "moving up into the seconds mean the catalog or object store is slow.",
                 Query(
-                    f"sum by (le) ({rate('iceberg_flush_duration_seconds_bucket')})",
+                    f"sum by (le) ({rate(sample_name(FLUSH_DURATION) + '_bucket')})",
                     "{{le}}",
                     heatmap=True,
                 ),
@@ -172,7 +188,7 @@ def build() -> Json:
                 "selected range: the histogram of rows per flush, all tables.",
                 [
                     Query(
-                        f"sum by (le) ({increase('iceberg_flush_rows_bucket')})",
+                        f"sum by (le) ({increase(sample_name(FLUSH_ROWS) + '_bucket')})",
                         "{{le}}",
                         instant=True,
                         heatmap=True,
@@ -200,21 +216,23 @@ def build() -> Json:
                         f"{label}: {{{{reason}}}}",
                     )
                     for m, label in (
-                        ("coinbase_resyncs_total", "resync"),
-                        ("websocket_reconnections_total", "reconnect"),
+                        (sample_name(RESYNCS), "resync"),
+                        (sample_name(RECONNECTIONS), "reconnect"),
                     )
                 ]
                 + [
                     Query(
                         "sum by (product) ("
                         + increase(
-                            "orderbook_crossed_total", window="$__rate_interval", product=True
+                            sample_name(CROSSED_BOOKS), window="$__rate_interval", product=True
                         )
                         + ")",
                         "crossed book: {{product}}",
                     ),
                     Query(
-                        f"sum({increase('labeler_evictions_total', window='$__rate_interval')})",
+                        "sum("
+                        + increase(sample_name(LABELER_EVICTIONS), window="$__rate_interval")
+                        + ")",
                         "labeler evictions",
                     ),
                 ]
@@ -224,8 +242,8 @@ def build() -> Json:
                         f"{label}: {{{{table}}}}",
                     )
                     for m, label in (
-                        ("iceberg_flush_errors_total", "flush error"),
-                        ("iceberg_spilled_rows_total", "spilled rows"),
+                        (sample_name(FLUSH_ERRORS), "flush error"),
+                        (sample_name(SPILLED_ROWS), "spilled rows"),
                     )
                 ],
                 unit="none",

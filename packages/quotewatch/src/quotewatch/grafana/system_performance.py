@@ -15,6 +15,24 @@ from quotewatch.grafana.panels import (
     selector,
     timeseries,
 )
+from quotewatch.metrics import (
+    DASHBOARD_CALLBACK_DURATION,
+    DASHBOARD_CALLBACKS,
+    DASHBOARD_UPDATE_AGE,
+    EVENT_LOOP_LAG,
+    MESSAGE_LATENCY,
+    MESSAGES_RECEIVED,
+    ML_PREDICT,
+    ML_TRAIN,
+    ORDERBOOK_UPDATES_PER_SECOND,
+    REMOTE_WRITE_LAST_SUCCESS,
+    REMOTE_WRITE_QUEUE,
+    REMOTE_WRITE_REQUEST_DURATION,
+    REMOTE_WRITE_REQUESTS,
+    REMOTE_WRITE_SAMPLES,
+    STAGE_DURATION,
+    sample_name,
+)
 
 UID = "quotewatch-system-performance"
 
@@ -35,7 +53,7 @@ def build() -> Json:
                 "Pipeline latency",
                 "Time from receiving a feed frame to the state snapshot reflecting it. A rising "
                 "p99 with a flat p50 is occasional stalls; everything rising is overload.",
-                _percentiles("pipeline_message_latency_seconds", (0.5, 0.95, 0.99)),
+                _percentiles(sample_name(MESSAGE_LATENCY), (0.5, 0.95, 0.99)),
                 unit="s",
                 width=24,
             )
@@ -45,7 +63,7 @@ def build() -> Json:
                 "Stage duration breakdown",
                 "Mean time per call of each pipeline stage, stacked: roughly how a message's "
                 "processing time splits between features, labeler, classifier and writer.",
-                [Query(mean("pipeline_callback_duration_seconds", by=("stage",)), "{{stage}}")],
+                [Query(mean(sample_name(STAGE_DURATION), by=("stage",)), "{{stage}}")],
                 unit="s",
                 width=24,
                 stacked=True,
@@ -55,13 +73,13 @@ def build() -> Json:
             _latency_panel(
                 "ML predict time",
                 "Time for one model prediction (p50, p99).",
-                "ml_predict_duration_seconds",
+                sample_name(ML_PREDICT),
             ),
             _latency_panel(
                 "ML train time",
                 "Time for one mini-batch partial_fit (p50, p99). Training runs beside "
                 "prediction, so spikes here can show up as pipeline latency.",
-                "ml_train_duration_seconds",
+                sample_name(ML_TRAIN),
             ),
         ],
         [
@@ -71,7 +89,7 @@ def build() -> Json:
                 "10 s the page is showing old data: the pipeline stopped publishing state.",
                 [
                     Query(
-                        f"max by (instance) ({selector('dashboard_update_age_seconds')})",
+                        f"max by (instance) ({selector(sample_name(DASHBOARD_UPDATE_AGE))})",
                         "{{instance}}",
                     )
                 ],
@@ -82,8 +100,8 @@ def build() -> Json:
                 "Time to run one dashboard callback (p50, p99), and callbacks per second on the "
                 "right axis. No callbacks means no browser has the page open.",
                 [
-                    *_percentiles("dashboard_callback_duration_seconds"),
-                    Query(f"sum({rate('dashboard_callbacks_total')})", "callbacks/s"),
+                    *_percentiles(sample_name(DASHBOARD_CALLBACK_DURATION)),
+                    Query(f"sum({rate(sample_name(DASHBOARD_CALLBACKS))})", "callbacks/s"),
                 ],
                 unit="s",
                 right_axis={"callbacks/s": "cps"},
@@ -95,12 +113,12 @@ def build() -> Json:
                 "Throughput (left) against p99 pipeline latency (right). Latency that rises "
                 "with the message rate is load; latency rising on its own is a stall.",
                 [
-                    Query(f"sum({rate('coinbase_messages_received_total')})", "messages/s"),
+                    Query(f"sum({rate(sample_name(MESSAGES_RECEIVED))})", "messages/s"),
                     Query(
-                        f"sum({selector('orderbook_updates_per_second')})",
+                        f"sum({selector(sample_name(ORDERBOOK_UPDATES_PER_SECOND))})",
                         "order book updates/s",
                     ),
-                    Query(quantile(0.99, "pipeline_message_latency_seconds"), "p99 latency"),
+                    Query(quantile(0.99, sample_name(MESSAGE_LATENCY)), "p99 latency"),
                 ],
                 unit="cps",
                 width=24,
@@ -114,8 +132,8 @@ def build() -> Json:
                 "bound of the highest bucket hit. "
                 "Anything near a second means something blocks the loop: that is a freeze.",
                 [
-                    *_percentiles("pipeline_event_loop_lag_seconds"),
-                    Query(quantile(1.0, "pipeline_event_loop_lag_seconds"), "max (bucket bound)"),
+                    *_percentiles(sample_name(EVENT_LOOP_LAG)),
+                    Query(quantile(1.0, sample_name(EVENT_LOOP_LAG)), "max (bucket bound)"),
                 ],
                 unit="s",
                 width=8,
@@ -126,15 +144,15 @@ def build() -> Json:
                 "from the metrics pusher to Grafana Cloud or Prometheus.",
                 [
                     Query(
-                        f"sum by (outcome) ({rate('qw_remote_write_samples_total')})",
+                        f"sum by (outcome) ({rate(REMOTE_WRITE_SAMPLES)})",
                         "samples {{outcome}}",
                     ),
                     Query(
-                        f"sum by (code) ({rate('qw_remote_write_requests_total')})",
+                        f"sum by (code) ({rate(REMOTE_WRITE_REQUESTS)})",
                         "requests {{code}}",
                     ),
                     Query(
-                        mean("qw_remote_write_request_duration_seconds"),
+                        mean(REMOTE_WRITE_REQUEST_DURATION),
                         "mean request time",
                     ),
                 ],
@@ -148,12 +166,11 @@ def build() -> Json:
                 "axis). A growing queue with a rising age means pushes are failing.",
                 [
                     Query(
-                        f"max by (instance) ({selector('qw_remote_write_queue_length')})",
+                        f"max by (instance) ({selector(REMOTE_WRITE_QUEUE)})",
                         "queued: {{instance}}",
                     ),
                     Query(
-                        "time() - max by (instance) "
-                        f"({selector('qw_remote_write_last_success_timestamp_seconds')})",
+                        f"time() - max by (instance) ({selector(REMOTE_WRITE_LAST_SUCCESS)})",
                         "since last success: {{instance}}",
                     ),
                 ],

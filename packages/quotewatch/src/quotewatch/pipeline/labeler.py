@@ -20,6 +20,8 @@ from typing import NamedTuple
 
 from qw_metrics import timed, track_buffer
 
+from quotewatch.metrics import LABELER_BUFFER
+
 LABELER_CAPACITY = 1000
 
 
@@ -55,7 +57,7 @@ class LabelResult(NamedTuple):
 _NOTHING = LabelResult(())
 
 
-@track_buffer("labeler", capacity="capacity", attr="_buffer")
+@track_buffer(LABELER_BUFFER, capacity="capacity", attr="_buffer")
 class Labeler:
     """Labels samples by whether the mid moved more than `threshold` within `horizon_us`."""
 

@@ -6,12 +6,13 @@ from collections import deque
 
 from qw_metrics import track_buffer
 
+from quotewatch.metrics import TRADE_BUFFER
 from quotewatch.state import TradeView
 
 TRADE_BUFFER_CAPACITY = 1000
 
 
-@track_buffer("trade", capacity="capacity", attr="_trades")
+@track_buffer(TRADE_BUFFER, capacity="capacity", attr="_trades")
 class TradeBuffer:
     """Holds up to `capacity` recent trades; answers signed taker volume over the last window.
 

@@ -41,6 +41,7 @@ from quotewatch.metrics import (
     FLUSHES,
     ROWS_WRITTEN,
     SPILLED_ROWS,
+    STORAGE_WRITER_BUFFER,
 )
 from quotewatch.rows import FEATURE_COLUMNS, TABLE_NAMES, RowSink
 from quotewatch.storage.buffers import (
@@ -116,7 +117,7 @@ def _rows(result: FlushResult) -> float:
     return result.rows
 
 
-@track_buffer("storage_writer", capacity="capacity")
+@track_buffer(STORAGE_WRITER_BUFFER, capacity="capacity")
 class StorageWriter(RowSink):
     """Thread-safe, non-blocking writer of the four quotewatch tables (see `tables.py`)."""
 
