@@ -58,13 +58,6 @@ def _product_labels(trade: Trade) -> Mapping[str, str]:
     return {"product": trade.product}
 
 
-@recorded(LAST_TRADE_ID, value=lambda t: t.trade_id, labels_from_result=_product_labels)
-@recorded(MATCH_SEQUENCE, value=lambda t: t.sequence, labels_from_result=_product_labels)
-def _newest(trade: Trade) -> Trade:
-    """The newest trade of its product, for its gauges."""
-    return trade
-
-
 class TradeGaps:
     """Exchange ``trade_id`` tracking per product, and the heartbeat ``last_trade_id`` check."""
 
@@ -105,9 +98,15 @@ class TradeGaps:
 
     def report(self) -> None:
         """Set the newest-trade gauges of the products that traded since the last report."""
-        for trade in self._newest.values():
-            _newest(trade)
-        self._newest.clear()
+        while self._newest:
+            self._take_newest()
+
+    @recorded(LAST_TRADE_ID, value=lambda t: t.trade_id, labels_from_result=_product_labels)
+    @recorded(MATCH_SEQUENCE, value=lambda t: t.sequence, labels_from_result=_product_labels)
+    def _take_newest(self) -> Trade:
+        """Take one product's newest trade since the last report off the waiting ones."""
+        _, trade = self._newest.popitem()
+        return trade
 
     def reconnected(self) -> None:
         """Forget heartbeat history: the previous connection's beats say nothing about this one."""

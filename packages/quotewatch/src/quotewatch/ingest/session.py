@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from qw_metrics import Gap, SequenceKind, counted
 
@@ -47,10 +47,11 @@ FrameTap = Callable[[Frame, int, ParseResult], None]
 REPORT_EVERY_US = 250_000  # receive time between two reports of the frame counts
 
 
-@counted(MESSAGES_RECEIVED, amount=lambda r: r[1], labels_from_result=lambda r: r[0])
-def _received(kind: str, frames: int) -> tuple[str, int]:
-    """`frames` more frames of type `kind` were received."""
-    return kind, frames
+class FrameCount(NamedTuple):
+    """Frames of one message type received since the previous report."""
+
+    type: str
+    frames: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +168,16 @@ class FeedSession:
         reported = self._reported
         for kind, frames in self.stats.messages.items():
             if frames != reported[kind]:
-                _received(kind, frames - reported[kind])
-                reported[kind] = frames
+                self._report_frames(kind)
+
+    @counted(MESSAGES_RECEIVED, amount=lambda r: r.frames, labels_from_result=lambda r: r.type)
+    def _report_frames(self, kind: str) -> FrameCount:
+        """Mark the frames of type `kind` received so far as reported; return how many that
+        report adds."""
+        frames = self.stats.messages[kind]
+        added = FrameCount(kind, frames - self._reported[kind])
+        self._reported[kind] = frames
+        return added
 
     def connection_started(self) -> None:
         """A new connection: books are stale until their snapshots, counters restart."""
