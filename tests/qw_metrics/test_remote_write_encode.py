@@ -19,23 +19,8 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from qw_metrics.remote_write import InvalidSeriesError, WriteRequestEncoder
-from qw_metrics.remote_write.compress import compress_block, decompress_block
-from qw_metrics.remote_write.encode import EncodedRequest
-from qw_metrics.remote_write.remote_pb2 import WriteRequest
-
-TS = 1_700_000_000_000
-Series = tuple[tuple[tuple[str, str], ...], float, int]
-
-
-def decode(requests: list[EncodedRequest]) -> list[Series]:
-    out = []
-    for request in requests:
-        message = WriteRequest.FromString(decompress_block(request.body))
-        assert request.samples == sum(len(ts.samples) for ts in message.timeseries)
-        for ts in message.timeseries:
-            labels = tuple((label.name, label.value) for label in ts.labels)
-            out.extend((labels, s.value, s.timestamp) for s in ts.samples)
-    return out
+from qw_metrics.remote_write.compress import compress_block
+from support.remote_write import TS, Series, decode
 
 
 class Collector:

@@ -140,8 +140,13 @@ class Timed:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._plan is not None:
-            run_after(self._plan, None, perf_counter() - self._start, exc)
+        plan = self._plan
+        if plan is None:
+            return
+        if plan.counts is not None:  # a lean series and nothing else: observe it directly
+            plan.counts.observe(perf_counter() - self._start)  # type: ignore[attr-defined]
+        else:
+            run_after(plan, None, perf_counter() - self._start, exc)
 
     async def __aenter__(self) -> Timed:
         return self.__enter__()
@@ -183,16 +188,19 @@ def timed(
     Counter incremented when the call raises (its labels: any of the timed labels, plus
     `exception` for the exception's class name). With QW_METRICS_DISABLED=1 this is a no-op.
     """
-    if instrumentation_disabled():
-        return Timed(None)
     # `with timed(...)` runs this per block, so the common case is one tuple and one lookup.
-    key = (metric, stage, labels_from_args, count_exceptions, registry, *labels.items())
+    key: tuple[object, ...] = (metric, stage, labels_from_args, count_exceptions, registry)
+    if labels:
+        key += tuple(labels.items())
     try:
         plan = _PLANS.get(key)
         cacheable = True
     except TypeError:  # an unhashable label value: resolve without the cache
         plan, cacheable = None, False
     if plan is None:
+        # Read when resolving: the environment is too slow to read per block.
+        if instrumentation_disabled():
+            return Timed(None)
         plan = _plan(metric, stage, labels, labels_from_args, count_exceptions, registry)
         if cacheable:
             if len(_PLANS) >= _MAX_CACHED_PLANS:

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from qw_metrics.errors import RemoteWriteConfigError
 from qw_metrics.remote_write.auth import Auth
+from qw_metrics.remote_write.collect import read_registry
 from qw_metrics.remote_write.encode import EncodedRequest, WriteRequestEncoder
 from qw_metrics.remote_write.metrics import RemoteWriteMetrics
 from qw_metrics.remote_write.retry import Backoff, is_retryable, parse_retry_after
@@ -179,7 +180,7 @@ class RemoteWriteClient:
             encoder = self._encoders.get(key)
             if encoder is None:
                 encoder = self._encoders[key] = WriteRequestEncoder(dict(key))
-            requests = encoder.encode(registry.collect(), timestamp_ms)
+            requests = encoder.encode(read_registry(registry), timestamp_ms)
         deadline = None if retry_timeout is None else self._clock() + retry_timeout
         counts = dict.fromkeys(SendOutcome, 0)
         for request in requests:

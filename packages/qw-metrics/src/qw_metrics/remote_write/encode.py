@@ -19,11 +19,13 @@ import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Any
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
 from qw_metrics.errors import InvalidSeriesError
+from qw_metrics.remote_write.collect import Block
 from qw_metrics.remote_write.compress import compress_block
 
 MAX_SAMPLES_PER_REQUEST = 2000
@@ -109,7 +111,7 @@ class _Family:
 
     def __init__(
         self,
-        names: list[str],
+        names: list[Any],  # sample names; for a Block, its children's label values
         label_sets: list[dict[str, str]],
         indices: list[int],
         labels: list[bytes],
@@ -179,21 +181,22 @@ class WriteRequestEncoder:
             )
         self._external = check_external_labels(external_labels or {})
         self._max = max_samples_per_request
-        self._families: dict[tuple[str, str], _Family] = {}
+        self._families: dict[object, _Family] = {}
         self._structs: dict[tuple[int, tuple[int, ...]], struct.Struct] = {}
         self._label_bytes: dict[tuple[str, str], bytes] = {}
         self._checked_names: set[str] = set()
 
-    def encode(self, metrics: Iterable[Metric], timestamp_ms: int) -> list[EncodedRequest]:
-        """Encode and compress every sample of ``metrics``; samples without a timestamp get
-        ``timestamp_ms``. Raises InvalidSeriesError for names Prometheus would reject."""
+    def encode(self, metrics: Iterable[Metric | Block], timestamp_ms: int) -> list[EncodedRequest]:
+        """Encode and compress every sample of ``metrics`` (collected families, or Blocks
+        from ``read_registry``); samples without a timestamp get ``timestamp_ms``. Raises
+        InvalidSeriesError for names Prometheus would reject."""
         return [
             EncodedRequest(compress_block(body), count)
             for body, count in self.encode_uncompressed(metrics, timestamp_ms)
         ]
 
     def encode_uncompressed(
-        self, metrics: Iterable[Metric], timestamp_ms: int
+        self, metrics: Iterable[Metric | Block], timestamp_ms: int
     ) -> list[tuple[bytes, int]]:
         """Like :meth:`encode` but returns raw ``WriteRequest`` bytes and sample counts."""
         suffix = _sample_suffix(timestamp_ms)
@@ -202,8 +205,22 @@ class WriteRequestEncoder:
         values: list[float] = []
         # position -> sample suffix, for the rare samples that carry their own timestamp
         overrides: dict[int, bytes] = {}
-        seen: dict[tuple[str, str], _Family] = {}
+        seen: dict[object, _Family] = {}
         for metric in metrics:
+            if type(metric) is Block:
+                if not metric.values:
+                    continue
+                family = self._families.get(metric.family)
+                if family is None or family.names != metric.keys:
+                    encoded = [self._series_labels(n, s, metric.kind) for n, s in metric.series()]
+                    # One value per series, all kept: indices cover them in order.
+                    family = _Family(metric.keys, [], list(range(len(encoded))), encoded)
+                    family.select = None
+                seen[metric.family] = family
+                prefixes.extend(family.prefixes_for(suffix_len))
+                values.extend(metric.values)
+                continue
+            assert isinstance(metric, Metric)
             samples = metric.samples
             if not samples:
                 continue

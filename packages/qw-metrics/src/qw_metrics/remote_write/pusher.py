@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from qw_metrics.errors import RemoteWriteConfigError
 from qw_metrics.remote_write.auth import Auth, BasicAuth, BearerAuth
 from qw_metrics.remote_write.client import RemoteWriteClient, SendOutcome
+from qw_metrics.remote_write.collect import read_registry
 from qw_metrics.remote_write.encode import EncodedRequest, WriteRequestEncoder
 from qw_metrics.remote_write.metrics import RemoteWriteMetrics
 
@@ -191,7 +192,7 @@ class MetricsPusher:
         timestamp_ms = max(int(self._clock() * 1000), self._last_ms + 1)
         self._last_ms = timestamp_ms
         try:
-            requests = self._encoder.encode(self.registry.collect(), timestamp_ms)
+            requests = self._encoder.encode(read_registry(self.registry), timestamp_ms)
         except Exception as exc:
             log.error("remote write snapshot skipped: %s: %s", type(exc).__name__, exc)
             return
