@@ -1,8 +1,10 @@
-"""Row reconciliation for the run summary: rows written and completeness per table.
+"""Row reconciliation from storage's side: the writer's own accounting per table (rows
+submitted, written, spilled, rejected, recovered) and the rows the catalog holds.
 
-Completeness of a table is rows this run committed divided by rows the pipeline submitted for
-it (the messages that should have become rows). Rows still in spill files count as not yet
-written, so an outage that has not been recovered shows as completeness below 1.
+Completeness here is rows this writer committed divided by rows submitted to it; the run
+summary (`quotewatch.app.summary`) measures it against the rows the pipeline produced. Rows
+still in spill files count as not yet written, so an outage that has not been recovered shows
+as completeness below 1.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def summary(writer: StorageWriter) -> dict[str, Any]:
-    """The `storage` section of the run summary JSON (call after `writer.close()`).
+    """The writer's accounting per table (call after `writer.close()`).
 
     Returns `{"rows_written": {table: n}, "completeness": {table: ratio}, "tables": {table:
     {submitted, written, spilled, rejected, recovered}}}`. A table nothing was submitted to has
