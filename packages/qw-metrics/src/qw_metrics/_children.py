@@ -7,7 +7,6 @@ child's bound observe/inc/set, or the budget's drop counter when the budget refu
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 
 from prometheus_client.metrics import MetricWrapperBase
@@ -88,11 +87,8 @@ def bind(
 
 
 class PerCallChildren:
-    """Children chosen per call from label values, cached by those values.
-
-    When the metric has exactly one label name and no static value for it, the cache is keyed
-    by that label's value alone, so a call with a cached value builds nothing.
-    """
+    """Children chosen per call from label values, cached by those values: by the value alone
+    for a metric with one label and no static label, so such a call builds nothing."""
 
     def __init__(
         self,
@@ -102,55 +98,39 @@ class PerCallChildren:
         static: Mapping[str, object],
         budget: SeriesBudget,
     ) -> None:
-        self._metric = metric
-        self._method = method
-        self._names = names
+        self._metric, self._method, self._names, self._budget = metric, method, names, budget
         self._static = {k: str(v) for k, v in static.items()}
-        self._budget = budget
-        self._cache: dict[tuple[str, ...], Record] = {}
-        self._single: dict[str, Record] = {}
-        self._lock = threading.Lock()
-        self.get: Callable[[CallLabels], Record] = (
-            self._get_single if len(names) == 1 and not static else self._get_many
-        )
+        self._single = names[0] if len(names) == 1 and not static else None
+        self._cache: dict[object, Record] = {}
 
-    def _get_single(self, labels: CallLabels) -> Record:
-        """The record callable for the one label's value (a string, or in a mapping)."""
-        if type(labels) is str:
-            value = labels
-        elif isinstance(labels, str):  # a str subclass such as a StrEnum member
-            value = str(labels)
-        else:
-            try:
-                found = labels[self._names[0]]
-            except KeyError:
-                return self._resolve(labels)[0]  # raises the LabelError naming what is missing
-            value = found if type(found) is str else str(found)
-        record = self._single.get(value)
-        if record is None:
-            record, created = self._resolve(labels)
-            if created:  # a refused one is asked for again: the budget may have been raised
-                self._single[value] = record
-        return record
-
-    def _get_many(self, labels: CallLabels) -> Record:
+    def get(self, labels: CallLabels) -> Record:
         """The record callable for these per-call labels merged over the static ones."""
-        key = self._key(labels)
+        key: object = None
+        if self._single is not None:
+            key = labels if type(labels) is str else None
+            if type(labels) is dict and len(labels) == 1:
+                key = labels.get(self._single)
+                key = key if type(key) is str else None
+        if key is None:
+            key = self._key(labels)
         record = self._cache.get(key)
         if record is None:
-            record, created = self._bind(key, labels)
-            if created:
-                with self._lock:
-                    self._cache[key] = record
+            unknown = set() if isinstance(labels, str) else set(labels) - set(self._names)
+            if unknown:
+                raise LabelError(
+                    f"metric {metric_name(self._metric)!r} has labels {list(self._names)}, "
+                    f"got unknown labels {sorted(unknown)}"
+                )
+            values = key if type(key) is tuple else (key,)
+            record, created = bind(self._metric, self._method, values, self._budget)
+            if created:  # a refused one is asked for again: the budget may have been raised
+                self._cache[key] = record
         return record
-
-    def _resolve(self, labels: CallLabels) -> tuple[Record, bool]:
-        return self._bind(self._key(labels), labels)
 
     def _key(self, labels: CallLabels) -> tuple[str, ...]:
         """The label values, in label-name order, as strings; LabelError if any is missing."""
         if isinstance(labels, str):
-            if len(self._names) != 1 or self._static:
+            if self._single is None:
                 raise LabelError(
                     f"labels_from_result returned the string {labels!r}, but metric "
                     f"{metric_name(self._metric)!r} has labels {list(self._names)} "
@@ -158,21 +138,10 @@ class PerCallChildren:
                     "exactly one label and no static label; return a mapping of labels instead"
                 )
             return (str(labels),)
-        static = self._static
         try:
-            return tuple(str(labels[n]) if n in labels else static[n] for n in self._names)
+            return tuple(str(labels[n]) if n in labels else self._static[n] for n in self._names)
         except KeyError as missing:
             raise LabelError(
                 f"metric {metric_name(self._metric)!r} has labels {list(self._names)}: "
                 f"no value for {missing}"
             ) from None
-
-    def _bind(self, key: tuple[str, ...], labels: CallLabels) -> tuple[Record, bool]:
-        """Bind the child for `key` (new label values), after checking for unknown labels."""
-        unknown = set() if isinstance(labels, str) else set(labels) - set(self._names)
-        if unknown:
-            raise LabelError(
-                f"metric {metric_name(self._metric)!r} has labels {list(self._names)}, "
-                f"got unknown labels {sorted(unknown)}"
-            )
-        return bind(self._metric, self._method, key, self._budget)

@@ -1,9 +1,7 @@
-"""The value store of every lean series: bucket counts and a sum.
+"""The value store of every lean series: bucket counts and a sum (a counter's value is the sum).
 
-Where the C extension is built, `_speedups.Counts` keeps them (the GIL makes each update
-atomic); otherwise `ShardedCounts` does, in pure Python. Both put every value in the same bucket
-(the first bound checked with one comparison, then bisect_left) and add the sum in the same
-order. A counter is stored the same way: its value is the sum.
+`_speedups.Counts` in C where the extension is built (the GIL makes each update atomic), else
+`ShardedCounts`; both put every value in the same bucket and add the sum in the same order.
 """
 
 from __future__ import annotations
@@ -24,8 +22,7 @@ except ImportError:  # no C compiler or Python headers at install
     BUILT = False
 
 Counts: TypeAlias = "NativeCounts | ShardedCounts"
-# A counter's bounds: every finite increment lands in the first bucket, so the pure-Python
-# store needs no search.
+# Every finite increment lands in the first bucket, so the pure-Python store needs no search.
 COUNTER_BOUNDS = (sys.float_info.max, float("inf"))
 
 
@@ -40,22 +37,21 @@ def new_counts(bounds: tuple[float, ...]) -> Counts:
 
 
 def observed_call(func: Callable[..., Any], counts: object, **options: Any) -> Any:
-    """`func` wrapped in the C `ObservedCall` that observes into `counts` (see _speedups.pyi
-    for `options`), or None where `counts` is not a C store."""
+    """`func` in the C `ObservedCall` observing into `counts` (options: _speedups.pyi), or None
+    where `counts` is not a C store."""
     if not BUILT or type(counts) is not NativeCounts:
         return None
     return ObservedCall(func, counts, **options)
 
 
 class ShardedCounts:
-    """Bucket counts then the sum, in one list per thread: an update takes no lock and no
-    allocation, and reading sums the lists. Finished threads' lists are folded together."""
+    """Bucket counts then the sum in one list per thread, so an update takes no lock; reading
+    sums the lists, folding those of finished threads together."""
 
     __slots__ = ("_bounds", "_first", "_local", "_lock", "_retired", "_shards")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
-        self._bounds = bounds
-        self._first = bounds[0]
+        self._bounds, self._first = bounds, bounds[0]
         self._local = threading.local()
         self._lock = threading.Lock()
         self._shards: list[tuple[weakref.ref[threading.Thread], list[float]]] = []
@@ -76,23 +72,22 @@ class ShardedCounts:
         shard[-1] += amount
 
     def live_shards(self) -> int:
-        """How many threads' lists are kept apart (finished threads' are folded together)."""
+        """How many threads' lists are kept apart."""
         with self._lock:
             return len(self._shards)
 
     def snapshot(self) -> tuple[list[float], float]:
         """Per-bucket counts (not cumulative) and the sum of all values observed so far."""
         with self._lock:
-            kept = []
-            retired = self._retired
+            live = []
             for ref, shard in self._shards:
                 thread = ref()
-                if thread is None or not thread.is_alive():  # nothing writes this list any more
-                    retired[:] = map(sum, zip(retired, shard, strict=True))
+                if thread is None or not thread.is_alive():  # nothing writes it any more
+                    self._retired[:] = map(sum, zip(self._retired, shard, strict=True))
                 else:
-                    kept.append((ref, shard))
-            self._shards = kept
-            total = list(retired)
-            for _, shard in kept:
+                    live.append((ref, shard))
+            self._shards = live
+            total = list(self._retired)
+            for _, shard in live:
                 total[:] = map(sum, zip(total, shard, strict=True))
         return [int(c) for c in total[:-1]], total[-1]

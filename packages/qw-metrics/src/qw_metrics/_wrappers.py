@@ -98,6 +98,8 @@ def _closure(plan: Plan, func: Callable[..., Any]) -> Callable[..., Any]:
     before, after, timing, site = plan.before, plan.after, plan.timing, plan.site
     clock = perf_counter
     could_not = _failed(plan, "record")
+    # A lean series and nothing else (where C could not take it): observed without `after`.
+    observe = plan.counts.observe if timing and plan.counts is not None else None  # type: ignore[attr-defined]
 
     def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
@@ -126,6 +128,12 @@ def _closure(plan: Plan, func: Callable[..., Any]) -> Callable[..., Any]:
         return call_async
 
     def call(*args: Any, **kwargs: Any) -> Any:
+        if observe is not None:
+            start = clock()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                observe(clock() - start)
         state = None if before is None else prepare(args, kwargs)
         start = clock() if timing else 0.0
         try:

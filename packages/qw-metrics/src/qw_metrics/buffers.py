@@ -69,10 +69,7 @@ class BufferTracker:
 
     def describe(self) -> list[Metric]:
         """The two gauge families, without samples, for the registry's name-clash check."""
-        return [
-            GaugeMetricFamily(self._size_name, self._size_doc()),
-            GaugeMetricFamily(self._capacity_name, self._capacity_doc()),
-        ]
+        return self._families(None, None)
 
     def collect(self) -> list[Metric]:
         """Sum size and capacity over the tracked objects alive now."""
@@ -90,16 +87,14 @@ class BufferTracker:
                 continue
             size += one_size
             capacity += one_capacity
+        return self._families(size, capacity)
+
+    def _families(self, size: float | None, capacity: float | None) -> list[Metric]:
+        what = f"the {self.name} buffer (summed over live instances)."
         return [
-            GaugeMetricFamily(self._size_name, self._size_doc(), value=size),
-            GaugeMetricFamily(self._capacity_name, self._capacity_doc(), value=capacity),
+            GaugeMetricFamily(self._size_name, f"Items in {what}", value=size),
+            GaugeMetricFamily(self._capacity_name, f"Capacity of {what}", value=capacity),
         ]
-
-    def _size_doc(self) -> str:
-        return f"Items in the {self.name} buffer (summed over live instances)."
-
-    def _capacity_doc(self) -> str:
-        return f"Capacity of the {self.name} buffer (summed over live instances)."
 
 
 _TRACKERS: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, BufferTracker]] = (
@@ -131,7 +126,7 @@ def track_buffer(
         raise TypeError(f"capacity {capacity!r} is not an attribute name")
     validate_metric_name(f"{name}_buffer_size")
     if instrumentation_disabled():
-        return _unchanged
+        return lambda target: target
     tracker = _tracker(name, capacity, attr, resolve_registry(registry))
 
     def apply(target: T) -> T:
@@ -143,10 +138,6 @@ def track_buffer(
         return target
 
     return apply
-
-
-def _unchanged(target: T) -> T:
-    return target
 
 
 def _tracker(

@@ -63,14 +63,18 @@ class Dropped:
         return [0] * self._size, 0.0
 
 
-class HistogramChild:
-    """One series of a Histogram: observe values into it; decorators observe into `counts`."""
-
+class _Child:
     __slots__ = ("_created", "counts")
 
     def __init__(self, counts: Counts | Dropped) -> None:
         self.counts = counts
         self._created = time.time()
+
+
+class HistogramChild(_Child):
+    """One series of a Histogram: observe values into it; decorators observe into `counts`."""
+
+    __slots__ = ()
 
     def observe(self, amount: float) -> None:
         """Record one value."""
@@ -81,14 +85,10 @@ class HistogramChild:
         return self.counts.snapshot()
 
 
-class CounterChild:
+class CounterChild(_Child):
     """One series of a Counter: increment it."""
 
-    __slots__ = ("_created", "counts")
-
-    def __init__(self, counts: Counts | Dropped) -> None:
-        self.counts = counts
-        self._created = time.time()
+    __slots__ = ()
 
     def inc(self, amount: float = 1) -> None:
         """Add `amount` (>= 0; ValueError otherwise, as prometheus_client's Counter)."""
@@ -149,23 +149,13 @@ class _LeanMetric(Generic[Child]):
     def label_values(self, *values: object, **named: object) -> tuple[str, ...]:
         """Label values as the tuple of strings children are keyed by; ValueError if they do not
         match the label names."""
-        if not self.labelnames:
-            raise ValueError(
-                f"{self.kind} {self.name!r} has no labels; call {self.record_method}() directly"
-            )
-        if values and named:
-            raise ValueError("give label values either by position or by name, not both")
-        if named:
-            if set(named) != set(self.labelnames):
-                raise ValueError(
-                    f"{self.kind} {self.name!r} has labels {list(self.labelnames)}, "
-                    f"got {sorted(named)}"
-                )
+        if named and not values and set(named) == set(self.labelnames):
             return tuple(str(named[n]) for n in self.labelnames)
-        if len(values) != len(self.labelnames):
+        if named or not self.labelnames or len(values) != len(self.labelnames):
             raise ValueError(
-                f"{self.kind} {self.name!r} has labels {list(self.labelnames)}, "
-                f"got {len(values)} values"
+                f"{self.kind} {self.name!r} has labels {list(self.labelnames)}; got "
+                f"{list(values) or sorted(named)}: give one value for each, by position or by "
+                f"name (or, without labels, call {self.record_method}() directly)"
             )
         return tuple(str(v) for v in values)
 

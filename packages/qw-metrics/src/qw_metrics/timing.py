@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from time import perf_counter
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar, overload
@@ -44,24 +43,10 @@ Timeable = PromHistogram | PromSummary | Histogram | HistogramChild
 LabelsFromArgs = Callable[..., Mapping[str, object]]
 
 
-@dataclass(frozen=True)
-class _StageConfig:
-    name: str
-    documentation: str
-    buckets: tuple[float, ...]
-
-
-@dataclass
-class _Stages:
-    config: _StageConfig
-    histogram: Histogram | None = None
-
-
-_STAGES: weakref.WeakKeyDictionary[CollectorRegistry, _Stages] = weakref.WeakKeyDictionary()
+# Per registry: [(name, documentation, buckets), the histogram once created].
+_STAGES: weakref.WeakKeyDictionary[CollectorRegistry, list[Any]] = weakref.WeakKeyDictionary()
 _STAGES_LOCK = threading.Lock()
-_DEFAULT_STAGES = _StageConfig(
-    STAGE_METRIC_NAME, STAGE_DOCUMENTATION, prepare_buckets(STAGE_BUCKETS)
-)
+_DEFAULT_STAGES = (STAGE_METRIC_NAME, STAGE_DOCUMENTATION, prepare_buckets(STAGE_BUCKETS))
 
 
 def configure_stages(
@@ -76,39 +61,28 @@ def configure_stages(
     Once per registry, before the first `timed(stage=...)` for it; repeating the same settings
     is harmless, different ones raise StageConfigError.
     """
-    config = _StageConfig(validate_metric_name(name), documentation, prepare_buckets(buckets))
-    target = resolve_registry(registry)
+    config = (validate_metric_name(name), documentation, prepare_buckets(buckets))
     with _STAGES_LOCK:
-        stages = _STAGES.get(target)
-        if stages is None:
-            _STAGES[target] = _Stages(config)
-            return
-        if stages.config != config:
-            state = "in use" if stages.histogram is not None else "configured"
-            raise StageConfigError(
-                f"the stage histogram of this registry is already {state} as {stages.config}; "
-                f"cannot change it to {config}. Call configure_stages once, "
-                "before timed(stage=...)."
-            )
+        stages = _STAGES.setdefault(resolve_registry(registry), [config, None])
+    if stages[0] != config:
+        state = "in use" if stages[1] is not None else "configured"
+        raise StageConfigError(
+            f"the stage histogram of this registry is already {state} as (name, documentation, "
+            f"buckets) {stages[0]}; cannot change it to {config}. Call configure_stages once, "
+            "before timed(stage=...)."
+        )
 
 
 def stage_histogram(registry: CollectorRegistry | None = None) -> Histogram:
     """The histogram `timed(stage=...)` records into for `registry`, created on first use."""
     target = resolve_registry(registry)
     with _STAGES_LOCK:
-        stages = _STAGES.get(target)
-        if stages is None:
-            stages = _STAGES[target] = _Stages(_DEFAULT_STAGES)
-        if stages.histogram is None:
-            config = stages.config
-            stages.histogram = Histogram(
-                config.name,
-                config.documentation,
-                ("stage",),
-                buckets=config.buckets,
-                registry=target,
-            )
-        return stages.histogram
+        stages = _STAGES.setdefault(target, [_DEFAULT_STAGES, None])
+        if stages[1] is None:
+            name, documentation, buckets = stages[0]
+            stages[1] = Histogram(name, documentation, ("stage",), buckets=buckets, registry=target)
+        histogram: Histogram = stages[1]
+        return histogram
 
 
 class Timed:
