@@ -149,19 +149,19 @@ def child_paired(recording: Path, rounds: int) -> None:
 
 def wrapped_sites(package: str) -> list[tuple[object, str, object, object]]:
     """(owner, name, wrapper, plain) for every name in `package`'s modules and classes bound to a
-    qw_metrics wrapper: a C ObservedCall or a compiled wrapper function."""
+    qw_metrics wrapper: a C ObservedCall or one of qw_metrics._wrappers' closures."""
 
     def plain(value: object) -> object | None:
         if isinstance(value, staticmethod | classmethod):
             inner = plain(value.__func__)
             return None if inner is None else type(value)(inner)  # type: ignore[arg-type]
         code = getattr(value, "__code__", None)
-        compiled = code is not None and code.co_filename.startswith("<qw_metrics wrapper")
-        if compiled or (_native.BUILT and isinstance(value, _native.ObservedCall)):
+        closure = code is not None and code.co_filename == _wrappers.__file__
+        if closure or (_values.BUILT and isinstance(value, _values.ObservedCall)):
             return value.__wrapped__  # type: ignore[attr-defined, no-any-return]
         return None
 
-    from qw_metrics import _native
+    from qw_metrics import _values, _wrappers
 
     sites = []
     for module_name, module in list(sys.modules.items()):
