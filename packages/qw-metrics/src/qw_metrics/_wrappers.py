@@ -47,20 +47,17 @@ def report_once(site: str, message: str, exc: BaseException | None = None) -> No
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What one decorator records per call, resolved when it is created.
+    """What one decorator records per call, resolved when it is created."""
 
-    `after` gets the call's duration when `timing` (also when the call raised) or else its
-    result (only when it returned). `before`, if any, turns the call's arguments into the state
-    `after` gets first; None there means labelling failed. `counts`, if set, is a lean series
-    that `after` only observes the duration or `value(result)` into (`age`: the seconds since
-    the `time.time()` the call returns), which the C wrapper can do by itself.
-    """
-
-    name: str
-    site: str
+    name: str  # the decorator, for messages
+    site: str  # where a failure is reported, once
+    # `after` gets the call's duration (also when it raised), else its result (when it returned).
     timing: bool
     after: After
+    # Turns the call's arguments into the state `after` gets first; None there: labelling failed.
     before: Before | None = None
+    # A lean series that `after` only observes the duration or `value(result)` into (`age`: the
+    # seconds since the `time.time()` the call returns), which the C wrapper can do by itself.
     counts: object = None
     value: Callable[[Any], float | None] | None = None
     age: bool = False
@@ -112,17 +109,14 @@ def _closure(plan: Plan, func: Callable[..., Any]) -> Callable[..., Any]:
 
         async def call_async(*args: Any, **kwargs: Any) -> Any:
             state = None if before is None else prepare(args, kwargs)
-            start = clock() if timing else 0.0
+            start = clock()
             try:
                 result = await func(*args, **kwargs)
             except BaseException as exc:
                 if timing:
                     run_after(plan, state, clock() - start, exc)
                 raise
-            try:
-                after(state, clock() - start if timing else result, None)
-            except Exception:
-                report_once(site, could_not)
+            run_after(plan, state, clock() - start if timing else result, None)
             return result
 
         return call_async

@@ -88,23 +88,39 @@ _DUPLICATE = Observation(SequenceKind.DUPLICATE)
 _LATE = Observation(SequenceKind.LATE)
 
 
-@dataclass(slots=True)
 class _Stream:
-    """Position and counts of one key; `missing` holds recent missing runs as [start, end],
-    oldest first, to tell a late id from a duplicate."""
+    """Position and counts of one key."""
 
-    missing: deque[list[int]]
-    high: int | None = None
-    observed: int = 0
-    gaps: int = 0
-    missed: int = 0
-    duplicates: int = 0
-    late: int = 0
-    skipped_gaps: int = 0
-    skipped: int = 0
+    __slots__ = (
+        "duplicates",
+        "gaps",
+        "high",
+        "late",
+        "missed",
+        "missing",
+        "observed",
+        "skipped",
+        "skipped_gaps",
+    )
+
+    def __init__(self, history: int) -> None:
+        self.high: int | None = None
+        # Recent missing runs as [start, end] lists, oldest first, to tell a late id from a
+        # duplicate.
+        self.missing: deque[list[int]] = deque(maxlen=history)
+        self.observed = self.gaps = self.missed = self.duplicates = 0
+        self.late = self.skipped = self.skipped_gaps = 0
 
     def stats(self) -> SequenceStats:
-        return SequenceStats(*(getattr(self, f.name) for f in fields(SequenceStats)))
+        return SequenceStats(
+            self.observed,
+            self.gaps,
+            self.missed,
+            self.duplicates,
+            self.late,
+            self.skipped_gaps,
+            self.skipped,
+        )
 
 
 def _take(runs: deque[list[int]], seq: int) -> bool:
@@ -164,7 +180,7 @@ class SequenceTracker(Generic[K]):
         """Record id ``seq`` for ``key`` and say how it relates to the stream."""
         stream = self._streams.get(key)
         if stream is None:
-            stream = self._streams[key] = _Stream(deque(maxlen=self._history))
+            stream = self._streams[key] = _Stream(self._history)
         stream.observed += 1
         high = stream.high
         if high is None:
@@ -214,7 +230,7 @@ class SequenceTracker(Generic[K]):
         """Forget ``key``'s position (e.g. on reconnect); its counts are kept."""
         stream = self._streams.get(key)
         if stream is None:
-            self._streams[key] = _Stream(deque(maxlen=self._history))
+            self._streams[key] = _Stream(self._history)
             return
         stream.high = None
         stream.missing.clear()
