@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import threading
@@ -209,3 +210,24 @@ def test_registers_in_the_default_registry_and_clashes_are_detected() -> None:
             qw_metrics.Histogram("qw_test_default_registry_seconds", "doc")
     finally:
         prometheus_client.REGISTRY.unregister(histogram)
+
+
+@given(
+    start=st.floats(1e-12, 1e3),
+    factor=st.floats(1.01, 10),
+    count=st.integers(1, 40),
+)
+def test_exponential_buckets_grow_by_the_factor(start: float, factor: float, count: int) -> None:
+    bounds = qw_metrics.exponential_buckets(start, factor, count)
+    assert len(bounds) == count + 1
+    assert bounds[0] == start
+    assert bounds[-1] == math.inf
+    for low, high in itertools.pairwise(bounds[:-1]):
+        assert math.isclose(high / low, factor, rel_tol=1e-9)
+
+
+def test_exponential_buckets_refuse_bad_arguments() -> None:
+    assert qw_metrics.exponential_buckets(250e-9, 2, 3) == (250e-9, 500e-9, 1e-6, math.inf)
+    for args in ((0, 2, 3), (1, 1, 3), (1, 2, 0), (1, 2, 2.5)):
+        with pytest.raises(ValueError, match="exponential_buckets"):
+            qw_metrics.exponential_buckets(*args)  # type: ignore[arg-type]

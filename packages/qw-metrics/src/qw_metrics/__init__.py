@@ -12,7 +12,7 @@ from qw_metrics.errors import (
     RemoteWriteError,
     StageConfigError,
 )
-from qw_metrics.lean import Counter, CounterChild, Histogram, HistogramChild
+from qw_metrics.lean import Counter, CounterChild, Histogram, HistogramChild, exponential_buckets
 from qw_metrics.remote_write import BasicAuth, BearerAuth, MetricsPusher, RemoteWriteClient
 from qw_metrics.rolling_rate import RollingRate
 from qw_metrics.sequence import Gap, Observation, SequenceKind, SequenceStats, SequenceTracker
@@ -47,6 +47,7 @@ __all__ = [
     "__version__",
     "configure_stages",
     "counted",
+    "exponential_buckets",
     "native_speedups",
     "recorded",
     "seconds_since",

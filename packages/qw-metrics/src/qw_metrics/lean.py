@@ -49,6 +49,17 @@ def prepare_buckets(buckets: Sequence[float]) -> tuple[float, ...]:
     return tuple(bounds)
 
 
+def exponential_buckets(start: float, factor: float, count: int) -> tuple[float, ...]:
+    """`count` bucket bounds from `start`, each `factor` times the last (then +Inf), e.g.
+    `exponential_buckets(250e-9, 2, 20)` for 250 ns to about 0.13 s."""
+    if not (start > 0 and factor > 1 and isinstance(count, int) and count >= 1):
+        raise ValueError(
+            f"exponential_buckets(start={start!r}, factor={factor!r}, count={count!r}): "
+            "need start > 0, factor > 1 and an int count >= 1"
+        )
+    return prepare_buckets([start * factor**i for i in range(count)])
+
+
 class Dropped:
     """The store of a child the series budget refused: every update counts as dropped."""
 
