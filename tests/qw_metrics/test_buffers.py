@@ -125,3 +125,25 @@ def test_instance_that_cannot_be_measured_is_skipped(
     assert gauges(registry, "broken") == (1, 4)
     assert any("cannot measure" in r.getMessage() for r in caplog.records)
     assert len(keep) == 2
+
+
+def test_queues_are_measured_by_qsize_and_their_maxsize(registry: CollectorRegistry) -> None:
+    import asyncio
+    import queue
+
+    jobs: queue.Queue[int] = queue.Queue(maxsize=8)
+    track_buffer("jobs", capacity="maxsize", registry=registry)(jobs)
+    jobs.put(1)
+    jobs.put(2)
+    assert gauges(registry, "jobs") == (2.0, 8.0)
+
+    class Worker:
+        def __init__(self) -> None:
+            self.inbox: asyncio.Queue[int] = asyncio.Queue(maxsize=5)
+
+    track_buffer("inbox", capacity="maxsize", attr="inbox", registry=registry)(Worker)
+    worker = Worker()  # capacity found on the queue, not on the worker
+    worker.inbox.put_nowait(7)
+    assert gauges(registry, "inbox") == (1.0, 5.0)
+    with pytest.raises(TypeError, match="maxlen None"):
+        track_buffer("unbounded", capacity="maxlen", registry=registry)(deque())

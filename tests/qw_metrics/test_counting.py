@@ -212,3 +212,12 @@ def test_counted_constant_amount_on_async_and_static_methods(registry: Collector
     assert Source.ping() == "pong"
     assert registry.get_sample_value("ticks_total", {"kind": "async"}) == 3
     assert registry.get_sample_value("ticks_total", {"kind": "static"}) == 1
+
+
+def test_rolling_rate_divides_by_the_whole_window_from_the_start() -> None:
+    now = [0.0]
+    rate = RollingRate(window=10.0, clock=lambda: now[0])
+    for _ in range(20):  # 20 events in 0.4 s: 2 per second over the window, not 50
+        now[0] += 0.02
+        rate.inc()
+    assert rate.rate() == pytest.approx(2.0)

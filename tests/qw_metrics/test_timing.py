@@ -383,3 +383,8 @@ def test_concurrent_timed_calls_and_blocks_lose_nothing(registry: CollectorRegis
         thread.join()
     assert stage_count(registry, "threads") == 80_000
     assert stage_count(registry, "threads_block") == 80_000
+
+
+def test_stage_buckets_are_set_with_configure_stages(registry: CollectorRegistry) -> None:
+    with pytest.raises(TypeError, match=r"configure_stages\(registry, buckets="):
+        timed(stage="x", buckets=(0.1, 1.0), registry=registry)

@@ -1,6 +1,7 @@
 """qw-metrics: decorator-first Prometheus instrumentation with a native remote-write client."""
 
 from qw_metrics._values import native_speedups
+from qw_metrics._wrappers import Timed
 from qw_metrics.budget import DEFAULT_MAX_SERIES, SeriesBudget, series_budget, set_series_budget
 from qw_metrics.buffers import track_buffer
 from qw_metrics.counting import counted, recorded, seconds_since
@@ -8,6 +9,7 @@ from qw_metrics.errors import (
     InvalidNameError,
     InvalidSeriesError,
     LabelError,
+    MultiprocessModeError,
     RemoteWriteConfigError,
     RemoteWriteError,
     StageConfigError,
@@ -16,7 +18,7 @@ from qw_metrics.lean import Counter, CounterChild, Histogram, HistogramChild, ex
 from qw_metrics.remote_write import BasicAuth, BearerAuth, MetricsPusher, RemoteWriteClient
 from qw_metrics.rolling_rate import RollingRate
 from qw_metrics.sequence import Gap, Observation, SequenceKind, SequenceStats, SequenceTracker
-from qw_metrics.timing import Timed, configure_stages, stage_histogram, timed
+from qw_metrics.timing import configure_stages, stage_histogram, timed
 
 __version__ = "0.1.0"
 
@@ -33,6 +35,7 @@ __all__ = [
     "InvalidSeriesError",
     "LabelError",
     "MetricsPusher",
+    "MultiprocessModeError",
     "Observation",
     "RemoteWriteClient",
     "RemoteWriteConfigError",

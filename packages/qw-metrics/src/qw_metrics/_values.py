@@ -6,12 +6,26 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import weakref
 from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any, TypeAlias
+
+from .errors import MultiprocessModeError
+
+# The stores keep values in this process's memory, where prometheus_client's multiprocess
+# collector (files merged at scrape) would never see them: refuse, rather than lose them.
+for _variable in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"):
+    if os.environ.get(_variable):
+        raise MultiprocessModeError(
+            f"qw_metrics does not support prometheus_client's multiprocess mode ({_variable} is "
+            "set): its histograms, counters and timed() keep values in-process, so a multiprocess "
+            "scrape would silently miss them. Unset it and expose or push metrics per process "
+            "(e.g. one MetricsPusher per worker with an instance label)."
+        )
 
 try:
     from ._speedups import Counts as NativeCounts

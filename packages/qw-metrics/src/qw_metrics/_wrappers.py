@@ -1,4 +1,5 @@
-"""How every qw_metrics decorator wraps a function, decided once, at decoration.
+"""How every qw_metrics decorator wraps a function, decided once, at decoration, and `Timed`,
+the object `timed(...)` returns: a decorator and a `with` block over one plan.
 
 A series that is a lean histogram observed with nothing else to do gets the C `ObservedCall`,
 which forwards the call and observes in C. Everything else gets one plain closure, sync or
@@ -16,11 +17,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, overload
 
 from ._values import observed_call
 
 DISABLED_ENV = "QW_METRICS_DISABLED"
+P = ParamSpec("P")
+R = TypeVar("R")
 
 logger = logging.getLogger("qw_metrics")
 _reported: set[str] = set()
@@ -160,3 +164,62 @@ def _check_decoratable(func: object, decorator: str) -> None:
             "iterates, so the call would only measure creating the generator. Decorate a "
             "function that consumes it instead."
         )
+
+
+class Timed:
+    """A timer over resolved series: decorate a function with it, or use it in a `with` or
+    `async with` block.
+
+    One Timed times one block at a time: write `with timed(...):` at each block (cheap, the
+    resolution is cached) rather than sharing one Timed between threads.
+    """
+
+    __slots__ = ("_plan", "_start")
+
+    def __init__(self, plan: Plan | None) -> None:
+        self._plan = plan  # None under QW_METRICS_DISABLED=1
+
+    def __enter__(self) -> Timed:
+        if self._plan is not None and self._plan.before is not None:
+            raise TypeError(
+                "timed(labels_from_args=...) takes its labels from a call's arguments, so it "
+                "only decorates functions; a `with` block has no arguments: give static labels "
+                "instead"
+            )
+        self._start = perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        typ: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        plan = self._plan
+        if plan is None:
+            return
+        if plan.counts is not None:  # a lean series and nothing else: observe it directly
+            plan.counts.observe(perf_counter() - self._start)  # type: ignore[attr-defined]
+        else:
+            run_after(plan, None, perf_counter() - self._start, exc)
+
+    async def __aenter__(self) -> Timed:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        typ: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(typ, exc, tb)
+
+    @overload
+    def __call__(self, func: staticmethod[P, R]) -> staticmethod[P, R]: ...
+    @overload
+    def __call__(self, func: classmethod[Any, P, R]) -> classmethod[Any, P, R]: ...
+    @overload
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]: ...
+    def __call__(self, func: Any) -> Any:
+        """Decorate `func` (function, method, static/class method, or `async def`)."""
+        return func if self._plan is None else decorate(self._plan, func)

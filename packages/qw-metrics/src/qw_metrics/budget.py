@@ -72,6 +72,10 @@ class SeriesBudget:
             return True
         return False
 
+    def release(self) -> None:
+        """Give back one series (a child was removed); the caller must hold `lock`."""
+        self._used = max(0, self._used - 1)
+
     def drop(self, _value: float = 1.0) -> None:
         """Count one dropped observation (usable as a stand-in for observe/inc/set)."""
         self._dropped.inc()

@@ -59,12 +59,21 @@ class BufferTracker:
             self._refs[key] = ref
 
     def measure(self, obj: object) -> tuple[float, float]:
-        """(size, capacity) of one tracked object."""
+        """(size, capacity) of one tracked object: len() of the buffer, or its qsize() for a
+        queue; the capacity a number, or an attribute of the object, else of the buffer (a
+        queue's `maxsize`, a deque's `maxlen`)."""
         buffer: Any = obj if self.attr is None else getattr(obj, self.attr)
-        size = len(buffer)
-        capacity = getattr(obj, self.capacity) if isinstance(self.capacity, str) else self.capacity
+        size = buffer.qsize() if not hasattr(buffer, "__len__") else len(buffer)
+        capacity: object = self.capacity
+        if isinstance(self.capacity, str):
+            capacity = getattr(obj, self.capacity, None)
+            if capacity is None:
+                capacity = getattr(buffer, self.capacity, None)
         if not isinstance(capacity, numbers.Real):
-            raise TypeError(f"capacity of {type(obj).__name__} is {capacity!r}, not a number")
+            raise TypeError(
+                f"capacity {self.capacity!r} of {type(obj).__name__} is {capacity!r}, not a "
+                "number (an unbounded deque has maxlen None): give capacity=<number>"
+            )
         return float(size), float(capacity)
 
     def describe(self) -> list[Metric]:
@@ -112,9 +121,11 @@ def track_buffer(
 ) -> Callable[[T], T]:
     """Expose `<name>_buffer_size` and `<name>_buffer_capacity` gauges for an object or class.
 
-    Apply the result to an object with len() (returned unchanged, held weakly) or to a class
-    (every instance is tracked from its __init__). `attr` names the attribute holding the
-    buffer (len(instance) when None); `capacity` is a number or an attribute name.
+    Apply the result to an object with len() or qsize() (a deque, a queue.Queue or
+    asyncio.Queue; returned unchanged, held weakly) or to a class (every instance is tracked
+    from its __init__). `attr` names the attribute holding the buffer (the object itself when
+    None); `capacity` is a number or an attribute name (of the object, else of the buffer, such
+    as "maxsize" or "maxlen").
     """
     if isinstance(capacity, bool) or not isinstance(capacity, numbers.Real | str):
         raise TypeError(f"capacity must be a number or an attribute name, not {capacity!r}")

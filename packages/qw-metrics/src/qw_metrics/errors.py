@@ -15,6 +15,11 @@ class StageConfigError(ValueError):
     """The stage histogram of a registry was configured twice, differently."""
 
 
+class MultiprocessModeError(ImportError):
+    """qw_metrics was imported with prometheus_client's multiprocess mode on, which it does not
+    support."""
+
+
 class RemoteWriteError(Exception):
     """Base class of every remote-write error."""
 

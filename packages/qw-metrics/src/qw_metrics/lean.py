@@ -14,7 +14,8 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import ClassVar, Generic, TypeVar, cast
+from types import TracebackType
+from typing import ClassVar, Generic, ParamSpec, TypeVar, cast
 
 import prometheus_client.metrics
 from prometheus_client import CollectorRegistry
@@ -23,11 +24,14 @@ from prometheus_client.utils import floatToGoString
 
 from ._names import validate_label_names, validate_metric_name
 from ._values import COUNTER_BOUNDS, Counts, new_counts
+from ._wrappers import Plan, Timed, decorate
 from .budget import SeriesBudget, resolve_registry, series_budget
 
 # prometheus_client's own formatting of bounds, so `le` values match it character for character.
 _go_float = cast(Callable[[float], str], floatToGoString)
 Samples = list[tuple[str, dict[str, str], float]]
+P = ParamSpec("P")
+R = TypeVar("R")
 Child = TypeVar("Child", "CounterChild", "HistogramChild")
 
 DEFAULT_BUCKETS: tuple[float, ...] = (
@@ -95,6 +99,15 @@ class HistogramChild(_Child):
         """Per-bucket counts (not cumulative) and the sum of all values observed so far."""
         return self.counts.snapshot()
 
+    def time(self) -> Timed:
+        """Time a block or decorate a function into this series (prometheus_client's .time())."""
+
+        def after(state: object, elapsed: float, exc: BaseException | None) -> None:
+            self.counts.observe(elapsed)
+
+        counts = None if isinstance(self.counts, Dropped) else self.counts
+        return Timed(Plan("time", f"time:{id(self)}", True, after, counts=counts))
+
 
 class CounterChild(_Child):
     """One series of a Counter: increment it."""
@@ -110,6 +123,40 @@ class CounterChild(_Child):
     def get(self) -> float:
         """The total of every increment so far."""
         return float(self.counts.snapshot()[1])
+
+    def count_exceptions(
+        self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
+    ) -> ExceptionCounter:
+        """Count exceptions of type `exception` leaving a block or a decorated function (as
+        prometheus_client's count_exceptions())."""
+        return ExceptionCounter(self, exception)
+
+
+class ExceptionCounter:
+    """Increments a counter series when an exception of the given type leaves a `with` block
+    or a call of the function it decorates; the exception propagates unchanged."""
+
+    def __init__(
+        self, child: CounterChild, exception: type[BaseException] | tuple[type[BaseException], ...]
+    ) -> None:
+        self._child, self._exception = child, exception
+
+    def __enter__(self) -> ExceptionCounter:
+        return self
+
+    def __exit__(self, typ: object, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if isinstance(exc, self._exception):
+            self._child.inc()
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        """Decorate `func` (sync or async)."""
+
+        def after(state: object, elapsed: float, exc: BaseException | None) -> None:
+            self.__exit__(None, exc, None)
+
+        plan = Plan("count_exceptions", f"count_exceptions:{id(self._child)}", True, after)
+        wrapped: Callable[P, R] = decorate(plan, func)
+        return wrapped
 
 
 class _LeanMetric(Generic[Child]):
@@ -177,6 +224,21 @@ class _LeanMetric(Generic[Child]):
                 f"{self.kind} {self.name!r} has labels {list(self.labelnames)}: use .labels(...)"
             )
         return self._unlabelled
+
+    def remove(self, *values: object) -> None:
+        """Drop the series with these label values (as prometheus_client's remove()). A
+        decorator bound to it by static labels keeps recording into the dropped copy."""
+        key = self.label_values(*values)
+        with self._budget.lock:
+            if self._children.pop(key, None) is not None:
+                self._budget.release()
+
+    def clear(self) -> None:
+        """Drop every labelled series (as prometheus_client's clear())."""
+        with self._budget.lock:
+            for _ in range(len(self._children)):
+                self._budget.release()
+            self._children.clear()
 
     def children(self) -> list[tuple[tuple[str, ...], Child]]:
         """(label values, child) of every series, in creation order."""
@@ -258,6 +320,12 @@ class Counter(_LeanMetric[CounterChild]):
         """Add `amount` (counters without labels only)."""
         self.child().inc(amount)
 
+    def count_exceptions(
+        self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
+    ) -> ExceptionCounter:
+        """Count exceptions leaving a block or decorated function (counters without labels)."""
+        return self.child().count_exceptions(exception)
+
 
 class Histogram(_LeanMetric[HistogramChild]):
     """A histogram metric with prometheus_client's exposition and a cheaper observe.
@@ -306,3 +374,7 @@ class Histogram(_LeanMetric[HistogramChild]):
                 "use .labels(...).observe(value)"
             )
         self._unlabelled.observe(amount)
+
+    def time(self) -> Timed:
+        """Time a block or decorate a function (histograms without labels only)."""
+        return self.child().time()

@@ -15,7 +15,8 @@ class RollingRate:
 
     `inc` is accepted by `counted` as a target; pass `rate` to `Gauge.set_function`. The window
     is split in 20 slots; the slot straddling the window's start counts in proportion to the
-    part of it inside the window.
+    part of it inside the window. The rate is always the events in the window divided by the
+    whole window, so during the first window it reads low, never high.
     """
 
     def __init__(self, window: float = 10.0, *, clock: Callable[[], float] = time.monotonic):
@@ -26,8 +27,7 @@ class RollingRate:
         self._clock = clock
         self._lock = threading.Lock()
         self._counts = [0.0] * (_SLOTS + 1)
-        self._started = clock()
-        self._current = self._slot(self._started)
+        self._current = self._slot(clock())
 
     def _slot(self, now: float) -> int:
         return math.floor(now / self._width)
@@ -47,7 +47,7 @@ class RollingRate:
             self._counts[self._current % (_SLOTS + 1)] += amount
 
     def rate(self) -> float:
-        """Events per second over the last `window` seconds (less while younger than that)."""
+        """Events in the last `window` seconds, divided by `window`."""
         now = self._clock()
         with self._lock:
             self._advance(now)
@@ -55,8 +55,7 @@ class RollingRate:
             elapsed = (now - self._current * self._width) / self._width
             oldest = self._counts[(self._current + 1) % (_SLOTS + 1)]
             total = sum(self._counts) - oldest * elapsed
-        span = min(self.window, now - self._started)
-        return total / span if span > 0 else 0.0
+        return total / self.window
 
     def __repr__(self) -> str:
         return f"RollingRate(window={self.window})"

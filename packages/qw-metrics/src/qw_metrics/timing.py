@@ -12,9 +12,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from time import perf_counter
-from types import TracebackType
-from typing import Any, Final, ParamSpec, TypeVar, overload
+from typing import Any, Final, ParamSpec, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
@@ -23,7 +21,7 @@ from prometheus_client import Summary as PromSummary
 
 from ._children import PerCallChildren, bind, check_static_labels, free_label_names, metric_name
 from ._names import validate_metric_name
-from ._wrappers import Plan, decorate, instrumentation_disabled, run_after
+from ._wrappers import Plan, Timed, instrumentation_disabled
 from .budget import SeriesBudget, resolve_registry, series_budget
 from .errors import LabelError, StageConfigError
 from .lean import Histogram, HistogramChild, prepare_buckets
@@ -85,65 +83,6 @@ def stage_histogram(registry: CollectorRegistry | None = None) -> Histogram:
         return histogram
 
 
-class Timed:
-    """A timer over resolved series: decorate a function with it, or use it in a `with` or
-    `async with` block.
-
-    One Timed times one block at a time: write `with timed(...):` at each block (cheap, the
-    resolution is cached) rather than sharing one Timed between threads.
-    """
-
-    __slots__ = ("_plan", "_start")
-
-    def __init__(self, plan: Plan | None) -> None:
-        self._plan = plan  # None under QW_METRICS_DISABLED=1
-
-    def __enter__(self) -> Timed:
-        if self._plan is not None and self._plan.before is not None:
-            raise TypeError(
-                "timed(labels_from_args=...) takes its labels from a call's arguments, so it "
-                "only decorates functions; a `with` block has no arguments: give static labels "
-                "instead"
-            )
-        self._start = perf_counter()
-        return self
-
-    def __exit__(
-        self,
-        typ: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        plan = self._plan
-        if plan is None:
-            return
-        if plan.counts is not None:  # a lean series and nothing else: observe it directly
-            plan.counts.observe(perf_counter() - self._start)  # type: ignore[attr-defined]
-        else:
-            run_after(plan, None, perf_counter() - self._start, exc)
-
-    async def __aenter__(self) -> Timed:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        typ: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(typ, exc, tb)
-
-    @overload
-    def __call__(self, func: staticmethod[P, R]) -> staticmethod[P, R]: ...
-    @overload
-    def __call__(self, func: classmethod[Any, P, R]) -> classmethod[Any, P, R]: ...
-    @overload
-    def __call__(self, func: Callable[P, R]) -> Callable[P, R]: ...
-    def __call__(self, func: Any) -> Any:
-        """Decorate `func` (function, method, static/class method, or `async def`)."""
-        return func if self._plan is None else decorate(self._plan, func)
-
-
 def timed(
     metric: Timeable | None = None,
     /,
@@ -200,6 +139,13 @@ def _plan(  # noqa: PLR0917  # timed()'s own arguments, passed on once
     if stage is not None:
         if metric is not None:
             raise TypeError("timed() takes a metric or stage=..., not both")
+        if "buckets" in labels:
+            raise TypeError(
+                "timed(stage=...) takes no buckets: the stage histogram "
+                f"({STAGE_METRIC_NAME} unless renamed) is shared by every stage, so its name, "
+                "help and buckets are set once per registry, before the first timed(stage=...), "
+                "with qw_metrics.configure_stages(registry, buckets=...)"
+            )
         metric = stage_histogram(target_registry)
         labels = {"stage": stage, **labels}
     if metric is None:

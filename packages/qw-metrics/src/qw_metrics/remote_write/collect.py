@@ -5,13 +5,12 @@ more than encoding them. Here qw_metrics' lean metrics and prometheus_client's C
 and Histogram hand over their values as a `Block` instead: the label values of their children
 (the encoder reuses its encoding of the series while they are unchanged) and one float per
 series, in exposition order without `_created`. Every other collector, and any registry that
-is not a plain single-process CollectorRegistry, is collected as usual.
+is not a plain CollectorRegistry, is collected as usual (qw_metrics refuses multiprocess mode).
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -39,7 +38,7 @@ class Block(NamedTuple):
 
 def read_registry(registry: CollectorRegistry) -> list[Metric | Block]:
     """Every metric family of `registry`, as Blocks where possible, else as collected."""
-    if type(registry) is not CollectorRegistry or "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+    if type(registry) is not CollectorRegistry:
         return list(registry.collect())
     with registry._lock:
         collectors = list(registry._collector_to_names)
