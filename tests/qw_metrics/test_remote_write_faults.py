@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from qw_metrics import MetricsPusher, RemoteWriteClient
+from qw_metrics import BearerAuth, MetricsPusher, RemoteWriteClient
 from qw_metrics.remote_write import Backoff, SendOutcome
 from qw_metrics.remote_write.compress import decompress_block
 from qw_metrics.remote_write.encode import WriteRequestEncoder
@@ -314,7 +314,8 @@ def test_backlog_from_an_outage_is_delivered_oldest_first() -> None:
         back.stop()
     stamps = stamps_of(back, "rw_up")
     taken = [int((1_700_000_000.0 + 15.0 * n) * 1000) for n in range(1, clock.calls + 1)]
-    assert stamps == taken  # every snapshot, oldest first, none lost
+    # Every snapshot, oldest first, none lost; then the staleness marker that ends the series.
+    assert stamps == [*taken, taken[-1] + 1]
     assert samples_of(registry, "qw_remote_write_samples_total", outcome="dropped") == 0
     assert samples_of(registry, "qw_remote_write_samples_total", outcome="failed") == 0
 
@@ -335,7 +336,8 @@ def test_full_backlog_drops_the_oldest_and_counts_them() -> None:
     finally:
         back.stop()
     taken = [int((1_700_000_000.0 + 15.0 * n) * 1000) for n in range(1, clock.calls + 1)]
-    delivered = stamps_of(back, "rw_up")
+    *delivered, stale = stamps_of(back, "rw_up")
+    assert stale == taken[-1] + 1  # the final push ends the series
     assert delivered == sorted(delivered)
     assert taken[0] not in delivered  # the oldest went first
     assert delivered == taken[len(taken) - len(delivered) :]
@@ -363,3 +365,40 @@ def test_stop_without_receiver_gives_up_after_flush_timeout(
     assert samples_of(registry, "qw_remote_write_samples_total", outcome="failed") > 0
     assert samples_of(registry, "qw_remote_write_queue_length") == 0
     assert "unsent" in caplog.text
+
+
+def test_a_rejection_body_is_cut_to_200_characters_without_credentials(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = "glc_s3cr3t-T0ken"
+    echoed = (
+        f'{{"error": "bad request", "headers": {{"Authorization": "Bearer {token}"}}, '
+        f'"auth": "basic dXNlcjpwYXNz", "note": "{token}"}}' + "x" * 400
+    )
+    receiver.script = [Reply(400, body=echoed.encode())]
+    registry, _ = make_registry()
+    with RemoteWriteClient(receiver.url, auth=BearerAuth(token)) as client:
+        request = WriteRequestEncoder().encode(registry.collect(), 1_700_000_000_000)[0]
+        assert client.send(request) is SendOutcome.DROPPED
+    (record,) = [r for r in caplog.records if "rejected with HTTP 400" in r.getMessage()]
+    logged = str(record.args[-1])  # type: ignore[index]
+    assert len(logged) == 200
+    assert token not in caplog.text
+    assert "dXNlcjpwYXNz" not in caplog.text
+    assert logged.startswith('{"error": "bad request", "headers": {"Authorization": "<redacted>')
+
+
+def test_a_failing_receiver_is_logged_once_and_its_recovery_once(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.script = [Reply(503)] * 12
+    caplog.set_level(logging.INFO, logger="qw_metrics.remote_write")
+    registry, _ = make_registry()
+    with RemoteWriteClient(receiver.url, sleep=Sleeps()) as client:
+        request = WriteRequestEncoder().encode(registry.collect(), 1_700_000_000_000)[0]
+        assert client.send(request) is SendOutcome.SENT
+        assert client.send(request) is SendOutcome.SENT  # healthy now: nothing more is logged
+    messages = [r.getMessage() for r in caplog.records if r.name == "qw_metrics.remote_write"]
+    assert len(messages) == 2
+    assert "failing (HTTP 503)" in messages[0]
+    assert "recovered after 12 failed attempts" in messages[1]

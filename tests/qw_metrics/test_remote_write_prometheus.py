@@ -108,11 +108,35 @@ def test_pusher_delivers_in_the_background_and_reports_itself(prom: PrometheusSe
     client.close()
 
     labels = '{job="rw-test",environment="test"}'
-    assert prom.query_value(f"rw_pusher_level{labels}") == 43.0  # the final push on stop
+    # The final push on stop, then a staleness marker: the stopped series ends at once.
+    assert prom.query_value(f"last_over_time(rw_pusher_level{labels}[1m])") == 43.0
+    assert prom.query(f"rw_pusher_level{labels}") == []
     pushes = prom.query_value(f"count_over_time(rw_pusher_level{labels}[1m])")
     assert pushes >= 3
-    sent = prom.query_value('qw_remote_write_samples_total{outcome="sent",job="rw-test"}')
+    sent = prom.query_value(
+        'last_over_time(qw_remote_write_samples_total{outcome="sent",job="rw-test"}[1m])'
+    )
     assert sent > 0
-    assert prom.query_value('qw_remote_write_requests_total{code="204",job="rw-test"}') >= 2
+    requests = 'last_over_time(qw_remote_write_requests_total{code="204",job="rw-test"}[1m])'
+    assert prom.query_value(requests) >= 2
     failed = registry.get_sample_value("qw_remote_write_samples_total", {"outcome": "failed"})
     assert failed == 0.0
+
+
+def test_stopping_ends_every_series_with_a_staleness_marker(prom: PrometheusServer) -> None:
+    registry = CollectorRegistry()
+    Gauge("rw_stale_level", "level", ["side"], registry=registry).labels("bid").set(7.0)
+    Histogram("rw_stale_seconds", "s", registry=registry).observe(0.2)
+    client = RemoteWriteClient(prom.remote_write_url, timeout=5.0)
+    pusher = MetricsPusher(client, registry, interval=0.1, external_labels=LABELS)
+    with pusher:
+        # While it runs, an instant query finds the series...
+        deadline = time.monotonic() + 10.0
+        while not prom.query('rw_stale_level{job="rw-test"}') and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert prom.query_value('rw_stale_level{side="bid",job="rw-test"}') == 7.0
+    client.close()
+    # ...and just after it stopped, none of them: each ended with a StaleNaN sample.
+    for name in ("rw_stale_level", "rw_stale_seconds_count", "rw_stale_seconds_bucket"):
+        assert prom.query(f'{name}{{job="rw-test"}}') == []
+    assert prom.query_value('last_over_time(rw_stale_seconds_count{job="rw-test"}[1m])') == 1.0

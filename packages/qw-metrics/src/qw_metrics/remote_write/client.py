@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 import ssl
 import threading
 import time
@@ -38,8 +39,13 @@ PROTOCOL_HEADERS = {
 }
 # Set by the client itself; a user header with one of these names is refused.
 _RESERVED = {name.lower() for name in PROTOCOL_HEADERS} | {"retry-attempt"}
-# Prometheus logs at most this much of an error body.
-_MAX_ERROR_BODY = 1024
+# Enough of an error body to say why; receivers can echo request headers back in it.
+_MAX_ERROR_BODY = 200
+# A credential as it could appear in an echoed error body: the header, or the scheme and token.
+_CREDENTIAL = re.compile(
+    r"(?i)((?:authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic)\s+)?|\b(?:bearer|basic)\s+)"
+    r"[^\s\"',;]+"
+)
 
 
 class SendOutcome(enum.Enum):
@@ -145,6 +151,17 @@ class RemoteWriteClient:
         )
         self._encoders: dict[tuple[tuple[str, str], ...], WriteRequestEncoder] = {}
         self._push_lock = threading.Lock()
+        # Every credential value sent, and its parts (a token after "Basic "/"Bearer "), to be
+        # cut out of anything logged.
+        self._secrets = sorted(
+            {part for value in owned.values() for part in (value, value.split(" ")[-1])},
+            key=len,
+            reverse=True,
+        )
+        # (first failure time, failed attempts) while the receiver fails, for one log line
+        # when it starts failing and one when it recovers.
+        self._failing: tuple[float, int] | None = None
+        self._failing_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -226,6 +243,7 @@ class RemoteWriteClient:
                     if metrics is not None:
                         metrics.samples.labels("sent").inc(request.samples)
                         metrics.last_success.set(time.time())
+                    self._recovered()
                     return SendOutcome.SENT
                 if not is_retryable(status):
                     log.error(
@@ -234,7 +252,7 @@ class RemoteWriteClient:
                         _safe_url(self.url),
                         status,
                         request.samples,
-                        response.content[:_MAX_ERROR_BODY].decode("utf-8", "replace"),
+                        self._redacted(response.content),
                     )
                     if metrics is not None:
                         metrics.samples.labels("dropped").inc(request.samples)
@@ -244,17 +262,42 @@ class RemoteWriteClient:
             delay = self._backoff.delay(attempt) if retry_after is None else retry_after
             if deadline is not None and self._clock() + delay > deadline:
                 return self._give_up(request, metrics, f"retry deadline reached after {reason}")
-            if attempt == 1 or attempt % 10 == 0:
-                log.warning(
-                    "remote write to %s failed (%s); retry %d in %.3f s",
-                    _safe_url(self.url),
-                    reason,
-                    attempt,
-                    delay,
-                )
+            self._failed(reason)
             if metrics is not None:
                 metrics.samples.labels("retried").inc(request.samples)
             self._wait(delay, cancel)
+
+    def _failed(self, reason: str) -> None:
+        """Log the first of a run of failures only: retries go on quietly until recovery."""
+        with self._failing_lock:
+            first = self._failing is None
+            since, attempts = self._failing or (time.monotonic(), 0)
+            self._failing = (since, attempts + 1)
+        if first:
+            log.warning(
+                "remote write to %s failing (%s); retrying with backoff, logged again when it "
+                "recovers",
+                _safe_url(self.url),
+                self._redacted(reason.encode()),
+            )
+
+    def _recovered(self) -> None:
+        with self._failing_lock:
+            failing, self._failing = self._failing, None
+        if failing is not None:
+            log.warning(
+                "remote write to %s recovered after %d failed attempts over %.1f s",
+                _safe_url(self.url),
+                failing[1],
+                time.monotonic() - failing[0],
+            )
+
+    def _redacted(self, body: bytes) -> str:
+        """`body` as text, cut to 200 characters, with credentials taken out."""
+        text = body[: 20 * _MAX_ERROR_BODY].decode("utf-8", "replace")
+        for secret in self._secrets:
+            text = text.replace(secret, "<redacted>")
+        return _CREDENTIAL.sub(lambda m: m[1] + "<redacted>", text)[:_MAX_ERROR_BODY]
 
     def _wait(self, delay: float, cancel: threading.Event | None) -> None:
         if self._sleep is not None:

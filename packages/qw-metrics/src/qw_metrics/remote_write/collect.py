@@ -30,7 +30,10 @@ class Block(NamedTuple):
     """One metric family's values, read without building Metric objects."""
 
     family: object  # the metric: the encoder caches the series' encoding by it
+    name: str
     kind: str
+    help: str
+    unit: str
     keys: list[tuple[str, ...]]  # children's label values; the same keys mean the same series
     series: Callable[[], Series]  # (sample name, labels) of each value, when keys changed
     values: list[float]
@@ -50,9 +53,11 @@ def read_registry(registry: CollectorRegistry) -> list[Metric | Block]:
         if isinstance(collector, Counter | Histogram):
             values: list[float] = []
             keys = collector.read(values)
+            series = _lean_series(collector, keys)
             out.append(
-                Block(collector, collector.kind, keys, _lean_series(collector, keys), values)
-            )
+                Block(collector, collector.name, collector.kind, collector.documentation, "",
+                      keys, series, values)
+            )  # fmt: skip
         elif type(collector) in _PROM_KINDS:
             out.append(_read_prom(collector))
         else:
@@ -94,7 +99,8 @@ def _read_prom(metric: Any) -> Block:
             own = child.__dict__.get("_child_samples")
             values.append(child._value.get() if own is None else own()[0].value)
     keys = [key for key, _ in children]
-    return Block(metric, kind, keys, lambda: _prom_series(metric, kind, keys), values)
+    return Block(metric, metric._name, kind, metric._documentation, metric._unit, keys,
+                 lambda: _prom_series(metric, kind, keys), values)  # fmt: skip
 
 
 def _prom_series(metric: Any, kind: str, keys: list[tuple[str, ...]]) -> Series:

@@ -56,6 +56,15 @@ class EncodedRequest:
 
 _ONE_BYTE = [bytes((n,)) for n in range(0x80)]
 
+STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+"""Prometheus's staleness marker: a NaN with this exact bit pattern ends a series."""
+
+# MetricMetadata.MetricType by Prometheus type name (prompb types.proto).
+_METADATA_TYPES = {
+    "counter": 1, "gauge": 2, "histogram": 3, "gaugehistogram": 4, "summary": 5, "info": 6,
+    "stateset": 7,
+}  # fmt: skip
+
 # Encoded Label fields by (name, value): the same pairs (job, le="0.5", ...) recur across series.
 _LABEL_CACHE_LIMIT = 100_000
 
@@ -79,6 +88,14 @@ def encode_label(name: str, value: str) -> bytes:
     v = value.encode()
     label = b"\x0a" + varint(len(n)) + n + b"\x12" + varint(len(v)) + v
     return b"\x0a" + varint(len(label)) + label
+
+
+def _string_field(tag: int, text: str) -> bytes:
+    """A length-delimited string field, left out when empty (proto3's default)."""
+    if not text:
+        return b""
+    data = text.encode("utf-8", "replace")
+    return bytes((tag,)) + varint(len(data)) + data
 
 
 def _sample_suffix(timestamp_ms: int) -> bytes:
@@ -247,7 +264,47 @@ class WriteRequestEncoder:
             prefixes.extend(family.prefixes_for(suffix_len))
             values.extend(all_values if family.select is None else family.select(all_values))
         self._families = seen
+        return self._pack(prefixes, values, suffix, overrides)
 
+    def encode_stale(self, timestamp_ms: int) -> list[EncodedRequest]:
+        """End every series of the last :meth:`encode` with a staleness marker (Prometheus's
+        StaleNaN) at ``timestamp_ms``, so queries stop showing them at once."""
+        suffix = _sample_suffix(timestamp_ms)
+        labels = [series for family in self._families.values() for series in family.labels]
+        prefixes = [_series_prefix(series, len(suffix)) for series in labels]
+        bodies = self._pack(prefixes, [STALE_NAN] * len(prefixes), suffix, {})
+        return [EncodedRequest(compress_block(body), count) for body, count in bodies]
+
+    def encode_metadata(self, metrics: Iterable[Metric | Block]) -> list[EncodedRequest]:
+        """One request of ``MetricMetadata`` (type, help, unit) for every family with samples,
+        as Prometheus sends it; it carries no samples."""
+        out = []
+        for metric in metrics:
+            if type(metric) is Block:
+                if not metric.values:
+                    continue
+                name, kind, help_text, unit = metric.name, metric.kind, metric.help, metric.unit
+            else:
+                assert isinstance(metric, Metric)
+                if not metric.samples:
+                    continue
+                name, kind, unit = metric.name, metric.type, metric.unit
+                help_text = metric.documentation
+            # Named as the exposition's TYPE line names it, which is what a scrape records.
+            family = name + "_total" if kind == "counter" and not name.endswith("_total") else name
+            message = (
+                b"\x08" + varint(_METADATA_TYPES.get(kind, 0))
+                + _string_field(0x12, family) + _string_field(0x22, help_text)
+                + _string_field(0x2A, unit)
+            )  # fmt: skip
+            out.append(b"\x1a" + varint(len(message)) + message)
+        return [EncodedRequest(compress_block(b"".join(out)), 0)] if out else []
+
+    def _pack(
+        self, prefixes: list[bytes], values: list[float], suffix: bytes, overrides: dict[int, bytes]
+    ) -> list[tuple[bytes, int]]:
+        """WriteRequest bodies of at most ``max_samples_per_request`` series each."""
+        suffix_len = len(suffix)
         out = []
         structs: dict[tuple[int, tuple[int, ...]], struct.Struct] = {}
         for start in range(0, len(values), self._max):

@@ -26,6 +26,9 @@ log = logging.getLogger("qw_metrics.remote_write")
 BACKLOG_SECONDS = 600.0
 """While the receiver is down, keep this many seconds' worth of snapshots (10 minutes)."""
 
+METADATA_INTERVAL = 600.0
+"""Send every family's type, help and unit with the first snapshot and then this often."""
+
 
 @dataclass(eq=False)
 class _Snapshot:
@@ -80,6 +83,7 @@ class MetricsPusher:
         self._closing = False
         self._aborted = False
         self._last_ms = 0
+        self._metadata_at: float | None = None
         self._threads: list[threading.Thread] = []
 
     @property
@@ -155,15 +159,17 @@ class MetricsPusher:
             thread.start()
 
     def stop(self, flush: bool = True) -> None:
-        """Stop pushing. With ``flush``, take a final snapshot and keep sending the backlog for
-        up to ``flush_timeout`` seconds; what is left then is counted as failed."""
+        """Stop pushing. With ``flush``, take a final snapshot, end every series with a
+        staleness marker just after it (so the stopped process's series end at once in
+        Prometheus and Grafana), and keep sending the backlog for up to ``flush_timeout``
+        seconds; what is left then is counted as failed."""
         if self.client is None or not self._threads or self._stop.is_set():
             return
         collector, sender = self._threads
         self._stop.set()
         collector.join()
         if flush:
-            self._snapshot()
+            self._snapshot(final=True)
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -187,12 +193,20 @@ class MetricsPusher:
             if next_at < now:  # a slow collect skipped ticks; do not burst to catch up
                 next_at = now + self.interval
 
-    def _snapshot(self) -> None:
+    def _snapshot(self, *, final: bool = False) -> None:
         # Timestamps strictly increase even if the wall clock steps back, keeping series ordered.
-        timestamp_ms = max(int(self._clock() * 1000), self._last_ms + 1)
+        now = self._clock()
+        timestamp_ms = max(int(now * 1000), self._last_ms + 1)
         self._last_ms = timestamp_ms
         try:
-            requests = self._encoder.encode(read_registry(self.registry), timestamp_ms)
+            families = read_registry(self.registry)
+            requests = self._encoder.encode(families, timestamp_ms)
+            if self._metadata_at is None or now - self._metadata_at >= METADATA_INTERVAL:
+                requests += self._encoder.encode_metadata(families)
+                self._metadata_at = now
+            if final:
+                self._last_ms += 1
+                requests += self._encoder.encode_stale(self._last_ms)
         except Exception as exc:
             log.error("remote write snapshot skipped: %s: %s", type(exc).__name__, exc)
             return
