@@ -80,7 +80,10 @@ def decorate(plan: Plan, func: Any) -> Any:
         options: dict[str, Any] = {}
         if not plan.timing:
             options["on_error"] = functools.partial(report_once, plan.site, _failed(plan, "record"))
-            options.update(age=True) if plan.age else options.update(value=plan.value)
+            if plan.age:
+                options["age"] = True
+            else:
+                options["value"] = plan.value
         wrapper = observed_call(func, plan.counts, **options)
     if wrapper is None:
         wrapper = _closure(plan, func)
