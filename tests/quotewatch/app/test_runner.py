@@ -103,9 +103,14 @@ def test_demo_command_pushes_final_counts_after_the_storage_flush(tmp_path: Path
         assert all(v == 1.0 for t, v in summary["storage"]["completeness"].items() if expected[t])
         # With a 60 s interval, the only pushes are the first and the final one: the final one
         # happened after the pipeline drained and storage flushed, so it carries the totals.
-        pushed = prom.query_values('pipeline_rows_expected_total{job="quotewatch"}', by="table")
+        # Its staleness markers end the series right after it: read the last value before them.
+        pushed = prom.query_values(
+            'last_over_time(pipeline_rows_expected_total{job="quotewatch"}[5m])', by="table"
+        )
         assert {t: int(v - before[t]) for t, v in pushed.items()} == expected
-        rows = prom.query_values('iceberg_rows_written_total{job="quotewatch"}', by="table")
+        rows = prom.query_values(
+            'last_over_time(iceberg_rows_written_total{job="quotewatch"}[5m])', by="table"
+        )
         assert {t: int(v - written_before[t]) for t, v in rows.items()} == {
             t: n for t, n in written.items() if t in rows
         }

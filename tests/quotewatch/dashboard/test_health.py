@@ -6,7 +6,15 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from quotewatch.dashboard.health import CARDS, CHARTS, HealthPage, derive, outputs, render_health
+from quotewatch.dashboard.health import (
+    CARDS,
+    CHARTS,
+    HealthPage,
+    completeness,
+    derive,
+    outputs,
+    render_health,
+)
 from quotewatch.dashboard.sampler import MetricsSampler
 from quotewatch.metrics import LATENCY_BUCKETS
 
@@ -136,6 +144,60 @@ def test_without_a_pusher_remote_write_reads_off_and_empty_charts_say_so() -> No
     figures = view.values[2 * len(CARDS) + 2 :]
     assert len(figures) == len(CHARTS) + 1
     assert all(f["data"] == [] for f in figures[:-1])
+    texts = {
+        c.key: f["layout"]["annotations"][0]["text"]
+        for c, f in zip(CHARTS, figures[:-1], strict=True)
+    }
+    assert texts.pop("remote_write") == "remote write is off (no push URL)"
+    assert set(texts.values()) == {"no data yet"}
+
+
+def test_rows_pending_for_their_flush_are_not_missing() -> None:
+    registry = CollectorRegistry()
+    expected = Counter("pipeline_rows_expected", "", ["table"], registry=registry)
+    written = Counter("iceberg_rows_written", "", ["table"], registry=registry)
+    pending = Gauge("pipeline_rows_pending", "", ["table"], registry=registry)
+    clock = Clock(1_000.0)
+    sampler = MetricsSampler(registry, derive, clock=clock)
+    held = {"raw_orderbook": 0, "features": 0}
+    readings = []
+    for second in range(1, 40):
+        clock.now += 1.0
+        for table in held:
+            expected.labels(table).inc(30)
+            held[table] += 30
+        held["features"] -= 1  # one row a second is lost
+        if second % 7 == 0:  # a flush commits everything held
+            for table, rows in held.items():
+                written.labels(table).inc(rows)
+                held[table] = 0
+        for table, rows in held.items():
+            pending.labels(table).set(rows)
+        sampler.sample()
+        window = sampler.history.window(60.0)
+        if window is not None:
+            readings.append(completeness(window))
+    assert len(readings) == 38
+    assert all(r["raw_orderbook"] == 100.0 for r in readings), readings
+    assert all(r["features"] == pytest.approx(100 * 29 / 30) for r in readings), readings
+
+
+def test_a_ring_buffer_shows_its_fill_without_alarm_colours() -> None:
+    metrics, clock = AppMetrics(), Clock(1_000.0)
+    ring_size = Gauge("trade_buffer_size", "", registry=metrics.registry)
+    ring_capacity = Gauge("trade_buffer_capacity", "", registry=metrics.registry)
+    ring_size.set(1000)
+    ring_capacity.set(1000)
+    metrics.buffer_size.set(950)
+    metrics.buffer_capacity.set(1000)
+    sampler = run(metrics, clock, seconds=2)
+    view = render_health(sampler.points(), sampler.history.window(60.0), clock.now, 10.0)
+    out = dict(zip((f"{c}.{p}" for c, p in outputs()), view.values, strict=True))
+    (bars,) = out["health-buffers-chart.figure"]["data"]
+    colours = dict(zip(bars["y"], bars["marker"]["color"], strict=True))
+    assert dict(zip(bars["y"], bars["x"], strict=True)) == {"labeler": 95.0, "trade (ring)": 100.0}
+    assert colours["labeler"] != colours["trade (ring)"]
+    assert colours["labeler"] == "#f06292"  # the warning colour: a queue about to overflow
 
 
 def test_sampler_rejects_a_bad_interval() -> None:

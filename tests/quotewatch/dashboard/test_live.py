@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from types import MappingProxyType
 from typing import Any
 
 from dash import no_update
 from quotewatch.dashboard.live import OUTPUTS, LiveView, candles_figure, render_live
 from quotewatch.metrics import DEFAULT_REGISTRY
-from quotewatch.state import FeedStatus, ProductState, Snapshot
+from quotewatch.state import FeedStatus, ProductState, Snapshot, StateStore
 from support.dashboard_state import product_state
 
 NOW = 1_800_000_000.0
@@ -93,13 +94,24 @@ def test_candles_and_trades_become_plain_figure_dicts() -> None:
     assert {t["name"] for t in trades} == {"taker buy", "taker sell"}
 
 
-def test_rendering_records_age_duration_and_count() -> None:
-    def sample(name: str) -> float:
-        return DEFAULT_REGISTRY.get_sample_value(name) or 0.0
+def sample(name: str) -> float:
+    return DEFAULT_REGISTRY.get_sample_value(name) or 0.0
 
+
+def test_rendering_records_duration_and_count() -> None:
     calls = sample("dashboard_callbacks_total")
     timed = sample("dashboard_callback_duration_seconds_count")
     render_live(snapshot(product_state(now=NOW - 2.5)), None, None, NOW, 5.0)
     assert sample("dashboard_callbacks_total") == calls + 1
     assert sample("dashboard_callback_duration_seconds_count") == timed + 1
-    assert sample("dashboard_update_age_seconds") == 2.5
+
+
+def test_staleness_is_the_stores_age_when_collected_page_open_or_not() -> None:
+    store = StateStore()
+    store.update_product(product_state(now=time.time() - 2.5))
+    first = sample("dashboard_update_age_seconds")
+    assert 2.5 <= first < 3.5
+    time.sleep(0.2)  # no render, no publish: the age keeps rising
+    assert sample("dashboard_update_age_seconds") >= first + 0.2
+    store.update_product(product_state(now=time.time()))
+    assert sample("dashboard_update_age_seconds") < 1.0

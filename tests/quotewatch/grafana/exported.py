@@ -2,7 +2,7 @@
 
 Built from prometheus_client's registry after importing `quotewatch.metrics` and `qw_metrics`,
 plus the families qw_metrics creates on first use: the stage histogram, the remote-write
-client's metrics and the `track_buffer` gauges for each buffer name quotewatch's source tracks.
+client's metrics and the `track_buffer` gauges for each buffer name quotewatch tracks.
 """
 
 from __future__ import annotations
@@ -25,15 +25,19 @@ SUFFIXES = {
     "summary": ("", "_sum", "_count", "_created"),
     "info": ("_info",),
 }
-TRACKED = re.compile(r"track_buffer\(\s*\"(\w+)\"")
+TRACKED = re.compile(r"@track_buffer\(\s*(\w+)")
 
 
 def tracked_buffer_names() -> set[str]:
-    """Names passed to `track_buffer(...)` anywhere in quotewatch's source."""
+    """The buffer names quotewatch's source passes to `track_buffer(...)` (its constants in
+    quotewatch.metrics)."""
     source = Path(quotewatch.__file__).parent
-    return {
+    constants = {
         name for path in source.rglob("*.py") for name in TRACKED.findall(path.read_text("utf-8"))
     }
+    names = {getattr(quotewatch.metrics, constant) for constant in constants}
+    assert names == set(quotewatch.metrics.BUFFERS), constants
+    return names
 
 
 def _sample_names(registry: CollectorRegistry) -> set[str]:

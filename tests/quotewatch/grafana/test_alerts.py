@@ -1,4 +1,5 @@
-"""dashboards/alerts.yml: valid Prometheus rules, unit-tested with promtool, on exported metrics."""
+"""dashboards/alerts.yml: valid Prometheus rules, unit-tested with promtool, on exported metrics;
+every rule waits a `for:`, selects quotewatch's job and links an absolute runbook URL."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from quotewatch.config import DEFAULT_RUNBOOK_BASE_URL
+from quotewatch.grafana import alerts
 from quotewatch.grafana.queries import metric_names
 
 from .exported import exported_metric_names
@@ -26,25 +31,10 @@ ALERTS = {
 }
 
 
-def _rules() -> dict[str, dict[str, str]]:
-    """alert name -> {"expr": ..., "runbook": ...}, read from the YAML's block scalars."""
-    rules: dict[str, dict[str, str]] = {}
-    lines = RULES.read_text(encoding="utf-8").splitlines()
-    current: dict[str, str] = {}
-    for i, line in enumerate(lines):
-        if match := re.match(r"\s*- alert: (\w+)$", line):
-            current = rules.setdefault(match.group(1), {})
-        elif match := re.match(r"(\s*)expr: \|$", line):
-            indent = len(match.group(1))
-            body = []
-            for following in lines[i + 1 :]:
-                if following.strip() and len(following) - len(following.lstrip()) <= indent:
-                    break
-                body.append(following)
-            current["expr"] = "\n".join(body)
-        elif match := re.match(r'\s*runbook: "([^"]+)"$', line):
-            current["runbook"] = match.group(1)
-    return rules
+def _rules() -> dict[str, dict[str, Any]]:
+    """alert name -> its rule, as Prometheus reads the file."""
+    (group,) = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+    return {rule["alert"]: rule for rule in group["rules"]}
 
 
 def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -81,9 +71,23 @@ def test_every_alert_links_a_runbook_section_that_exists() -> None:
         _anchor(m) for m in re.findall(r"^#+ (.+)$", RUNBOOK.read_text("utf-8"), re.MULTILINE)
     }
     for name, rule in _rules().items():
-        path, _, anchor = rule["runbook"].partition("#")
-        assert path == "docs/runbook.md", name
+        url, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert url == DEFAULT_RUNBOOK_BASE_URL, name
         assert anchor in anchors, (name, anchor)
+        assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
+
+
+def test_every_rule_waits_before_it_notifies() -> None:
+    for name, rule in _rules().items():
+        assert re.fullmatch(r"\d+[sm]", rule["for"]), name
+
+
+def test_every_selector_is_quotewatchs_job() -> None:
+    for name, rule in _rules().items():
+        for metric in metric_names(rule["expr"]):
+            selectors = re.findall(rf"\b{metric}(\{{[^}}]*\}})?", rule["expr"])
+            assert selectors, (name, metric)
+            assert all(s == '{job="quotewatch"}' for s in selectors), (name, metric, selectors)
 
 
 @pytest.mark.prometheus
@@ -100,11 +104,31 @@ def test_promtool_unit_tests_pass() -> None:
     assert "SUCCESS" in result.stdout
 
 
+def _test_against(tmp_path: Path, rules: str) -> str:
+    """Run the committed promtool tests against `rules`; the failures' output ('' if none)."""
+    (tmp_path / "alerts.yml").write_text(rules)
+    (tmp_path / "alerts_test.yml").write_text(RULE_TESTS.read_text())
+    result = _promtool("test", "rules", str(tmp_path / "alerts_test.yml"))
+    return "" if result.returncode == 0 else result.stdout + result.stderr
+
+
 @pytest.mark.prometheus
 def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
     # The same tests against rules with an 89% completeness threshold must fail.
-    (tmp_path / "alerts.yml").write_text(RULES.read_text().replace("< 0.99", "< 0.89"))
-    (tmp_path / "alerts_test.yml").write_text(RULE_TESTS.read_text())
-    result = _promtool("test", "rules", str(tmp_path / "alerts_test.yml"))
-    assert result.returncode != 0
-    assert "QuotewatchDataIncomplete" in result.stdout + result.stderr
+    failures = _test_against(tmp_path, RULES.read_text().replace("< 0.99", "< 0.89"))
+    assert "QuotewatchDataIncomplete" in failures
+
+
+@pytest.mark.prometheus
+def test_the_second_app_fires_every_rule_that_ignores_the_job(tmp_path: Path) -> None:
+    failures = _test_against(tmp_path, alerts.render().replace('{job="quotewatch"}', ""))
+    second_app = failures[failures.index("a second application") :]
+    for name in ALERTS:
+        assert name in second_app, name
+
+
+@pytest.mark.prometheus
+def test_the_tests_see_each_rule_pending_before_it_fires(tmp_path: Path) -> None:
+    failures = _test_against(tmp_path, re.sub(r"\n        for: \S+", "", RULES.read_text()))
+    for name in ALERTS:
+        assert name in failures, name

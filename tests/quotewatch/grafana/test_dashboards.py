@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from quotewatch.cli import COMMANDS
+from quotewatch.config import DEFAULT_RUNBOOK_BASE_URL
+from quotewatch.grafana import alerts
 from quotewatch.grafana.build import DASHBOARDS, build_all, render
 from quotewatch.grafana.queries import all_queries, metric_names, variable_queries
 
@@ -47,10 +49,34 @@ def test_dashboards_is_a_quotewatch_command() -> None:
     assert "dashboards" in COMMANDS
 
 
-def test_cli_build_writes_the_same_files(tmp_path: Path) -> None:
+def test_committed_alert_rules_are_the_generated_ones() -> None:
+    committed = (DASHBOARD_DIR / alerts.FILE_NAME).read_text(encoding="utf-8")
+    assert committed == alerts.render(), "stale: run `quotewatch dashboards build`"
+
+
+def test_cli_build_writes_the_same_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QW_JOB", raising=False)
+    monkeypatch.delenv("QW_RUNBOOK_BASE_URL", raising=False)
     assert run_cli(["dashboards", "build", "--out", str(tmp_path / "out")]) == 0
-    for name in DASHBOARDS:
+    for name in [*DASHBOARDS, alerts.FILE_NAME]:
         assert (tmp_path / "out" / name).read_text() == (DASHBOARD_DIR / name).read_text()
+
+
+def test_cli_build_takes_job_and_runbook_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QW_JOB", "qw-prod")
+    monkeypatch.setenv("QW_RUNBOOK_BASE_URL", "https://wiki.example.com/qw")
+    assert run_cli(["dashboards", "build", "--out", str(tmp_path)]) == 0
+    rules = (tmp_path / alerts.FILE_NAME).read_text()
+    assert 'job="quotewatch"' not in rules
+    assert rules.count('{job="qw-prod"}') >= 6
+    assert '"https://wiki.example.com/qw#feed-silent"' in rules
+    for name in DASHBOARDS:
+        dashboard = json.loads((tmp_path / name).read_text())
+        (job,) = [v for v in dashboard["templating"]["list"] if v["name"] == "job"]
+        assert job["current"]["value"] == "qw-prod"
+        assert "https://wiki.example.com/qw" in {link["url"] for link in dashboard["links"]}
 
 
 @DASHBOARD_PARAMS
@@ -126,9 +152,11 @@ def test_datasource_variable_is_used_everywhere(name: str) -> None:
 
 
 @DASHBOARD_PARAMS
-def test_environment_and_product_variables(name: str) -> None:
+def test_filter_variables(name: str) -> None:
     variables = {v["name"]: v for v in BUILT[name]["templating"]["list"]}
-    for var in ("environment", "product"):
+    uses_product = any('product=~"$product"' in expr for _, expr in _exprs(BUILT[name]))
+    expected = ["environment", "instance", *(["product"] if uses_product else [])]
+    for var in expected:
         variable = variables[var]
         assert variable["type"] == "query"
         assert variable["definition"].startswith("label_values(")
@@ -136,7 +164,40 @@ def test_environment_and_product_variables(name: str) -> None:
         assert variable["includeAll"] is True
         assert variable["multi"] is True
         assert variable["allValue"] == ".*"
-    assert "$environment" in variables["product"]["definition"]
+    for var in expected[1:]:
+        assert 'environment=~"$environment", job=~"$job"' in variables[var]["definition"]
+    # One job, quotewatch's, by default; never "All", which would draw other apps' series.
+    job = variables["job"]
+    assert job["current"]["value"] == "quotewatch"
+    assert job["includeAll"] is False
+    assert job["multi"] is False
+    assert job["definition"].startswith("label_values(coinbase_messages_received_total{")
+    assert ("product" in variables) == uses_product
+    assert [v["name"] for v in BUILT[name]["templating"]["list"]] == [
+        "datasource", "environment", "job", *expected[1:]
+    ]  # fmt: skip
+
+
+def test_a_product_variable_only_where_metrics_have_a_product() -> None:
+    with_product = metrics_with_label("product")
+    for name in DASHBOARDS:
+        used = {m for _, expr in _exprs(BUILT[name]) for m in metric_names(expr)}
+        has_variable = any(v["name"] == "product" for v in BUILT[name]["templating"]["list"])
+        assert has_variable == bool(used & with_product), name
+    assert any(
+        v["name"] == "product" for v in BUILT["data-pipeline-health.json"]["templating"]["list"]
+    )
+
+
+@DASHBOARD_PARAMS
+def test_links_to_the_other_dashboard_and_the_runbook(name: str) -> None:
+    (other,) = set(UIDS.values()) - {UIDS[name]}
+    links = {link["url"]: link for link in BUILT[name]["links"]}
+    assert set(links) == {f"/d/{other}", DEFAULT_RUNBOOK_BASE_URL}
+    assert links[f"/d/{other}"]["keepTime"] is True
+    assert links[f"/d/{other}"]["includeVars"] is True
+    assert DEFAULT_RUNBOOK_BASE_URL.startswith("https://")
+    assert DEFAULT_RUNBOOK_BASE_URL.endswith("/docs/runbook.md")
 
 
 @DASHBOARD_PARAMS
@@ -154,7 +215,10 @@ def test_every_selector_filters_by_environment_and_product_where_labelled(name: 
         for metric in metric_names(expr):
             selectors = re.findall(rf"\b{metric}(\{{[^}}]*\}})?", expr)
             for matchers in selectors:
-                assert 'environment=~"$environment"' in matchers, (title, expr)
+                for matcher in (
+                    'environment=~"$environment"', 'job=~"$job"', 'instance=~"$instance"'
+                ):  # fmt: skip
+                    assert matcher in matchers, (title, expr)
                 has_product = 'product=~"$product"' in matchers
                 assert has_product == (metric in with_product), (title, metric)
 
@@ -206,15 +270,28 @@ def _panel(name: str, title: str) -> dict[str, Any]:
     return next(p for p in BUILT[name]["panels"] if p["title"] == title)
 
 
-def test_completeness_is_a_ratio_of_increases_per_table() -> None:
+def test_completeness_counts_pending_rows_per_table() -> None:
     (target,) = _panel("data-pipeline-health.json", "Data completeness")["targets"]
     assert target["instant"] is True
+    scope = 'environment=~"$environment", job=~"$job", instance=~"$instance"'
     assert target["expr"] == (
-        "100 * sum by (table) "
-        '(increase(iceberg_rows_written_total{environment=~"$environment"}[$__range])) '
+        "100 * (sum by (table) "
+        f"(increase(iceberg_rows_written_total{{{scope}}}[$__range])) "
+        f"+ sum by (table) (delta(pipeline_rows_pending{{{scope}}}[$__range]))) "
         "/ sum by (table) "
-        '(increase(pipeline_rows_expected_total{environment=~"$environment"}[$__range]))'
+        f"(increase(pipeline_rows_expected_total{{{scope}}}[$__range]))"
     )
+
+
+def test_ring_buffers_carry_no_alarm_thresholds() -> None:
+    queues = _panel("data-pipeline-health.json", "Queue usage")
+    rings = _panel("data-pipeline-health.json", "Ring buffer fill")
+    assert [t["legendFormat"] for t in queues["targets"]] == ["labeler", "storage_writer"]
+    assert [t["legendFormat"] for t in rings["targets"]] == ["trade"]
+    steps = queues["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps] == [None, 70, 90]
+    (only,) = rings["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert only["value"] is None
 
 
 def _rows(name: str) -> list[list[str]]:
@@ -227,7 +304,7 @@ def _rows(name: str) -> list[list[str]]:
 def test_pipeline_health_layout_follows_the_design() -> None:
     assert _rows("data-pipeline-health.json") == [
         ["Message rate", "Write rate"],
-        ["Data completeness", "Gaps detected", "Buffer usage"],
+        ["Data completeness", "Gaps detected", "Queue usage", "Ring buffer fill"],
         ["Messages received vs rows expected vs rows written"],
         ["Flush latency", "Flush batch size"],
         ["Completeness over time", "Feed and storage incidents"],

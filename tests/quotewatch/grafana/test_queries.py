@@ -42,8 +42,8 @@ def test_all_queries_takes_overrides() -> None:
 
 
 def test_unknown_variable_is_named() -> None:
-    with pytest.raises(QueryError, match=r"\$instance"):
-        substitute('up{instance="$instance"}', DEFAULT_VARIABLES)
+    with pytest.raises(QueryError, match=r"\$shard"):
+        substitute('up{shard="$shard"}', DEFAULT_VARIABLES)
 
 
 def test_formatted_variable_is_substituted() -> None:

@@ -33,6 +33,7 @@ def _registry() -> tuple[CollectorRegistry, dict[str, Any]]:
         "messages": Counter("coinbase_messages_received", "", ["type"], registry=registry),
         "expected": Counter("pipeline_rows_expected", "", ["table"], registry=registry),
         "written": Counter("iceberg_rows_written", "", ["table"], registry=registry),
+        "pending": Gauge("pipeline_rows_pending", "", ["table"], registry=registry),
         "gaps": Counter("coinbase_sequence_gaps", "", ["product", "source"], registry=registry),
         "latency": Histogram(
             "pipeline_message_latency_seconds", "", buckets=LATENCY_BUCKETS, registry=registry
@@ -60,6 +61,7 @@ def _step(metrics: dict[str, Any], step: int) -> None:
     for table, written in (("raw_trades", 10), ("features", 9)):
         m["expected"].labels(table).inc(10)
         m["written"].labels(table).inc(written)
+        m["pending"].labels(table).set(0)
         m["flush"].labels(table).observe(0.03)
         m["flush_rows"].labels(table).observe(written)
     for _ in range(45):
@@ -75,15 +77,23 @@ def prometheus() -> Iterator[tuple[PrometheusServer, float]]:
     """A Prometheus holding 20 minutes of pushes for environment `e2e`, and the last push time."""
     registry, metrics = _registry()
     other, other_metrics = _registry()
+    # Another application in the same environment, with some of the same metric names.
+    second_app, second_metrics = _registry()
     end_ms = int(time.time() * 1000)
     start_ms = end_ms - STEPS * STEP_S * 1000
     with running_prometheus() as prom, RemoteWriteClient(prom.remote_write_url) as client:
         for step in range(STEPS + 1):
             _step(metrics, step)
             other_metrics["messages"].labels("l2update").inc(300)
+            _step(second_metrics, GAP_STEP)  # a gap at every step
+            second_metrics["expected"].labels("raw_trades").inc(1000)  # and nothing written
             at = start_ms + step * STEP_S * 1000
-            for reg, environment in ((registry, "e2e"), (other, "other")):
-                labels = {"job": "quotewatch", "instance": "test", "environment": environment}
+            for reg, environment, job in (
+                (registry, "e2e", "quotewatch"),
+                (other, "other", "quotewatch"),
+                (second_app, "e2e", "billing"),
+            ):
+                labels = {"job": job, "instance": "test", "environment": environment}
                 result = client.push(reg, external_labels=labels, timestamp_ms=at)
                 assert result.sent > 0
                 assert result.dropped == result.failed == 0
@@ -137,12 +147,13 @@ def test_first_gap_counts_although_its_series_is_new(
     assert prom.query_values(gaps, by="source", at=at) == {"trade_id": 1.0}
     assert prom.query(missed, at=at) == []  # no series: the panel shows its "0"
     # Plain increase() misses the first increment of a series born in the window:
-    assert prom.query("increase(coinbase_sequence_gaps_total[10m])", at=at)[0]["value"][1] == "0"
+    plain = 'increase(coinbase_sequence_gaps_total{job="quotewatch", environment="e2e"}[10m])'
+    assert prom.query(plain, at=at)[0]["value"][1] == "0"
 
 
 def test_buffer_usage_in_percent(prometheus: tuple[PrometheusServer, float]) -> None:
     prom, at = prometheus
-    labeler = _queries("Buffer usage")[0]
+    labeler = _queries("Queue usage")[0]
     assert prom.query_value(labeler, at=at) == pytest.approx(95.0)
 
 

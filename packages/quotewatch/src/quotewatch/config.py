@@ -66,6 +66,9 @@ def _setting(flag: str | None, env: str | tuple[str, ...] | None, default: Any,
 
 # Cloud Run sets K_SERVICE in every container it runs, and PORT to the port it routes to.
 CLOUD_RUN_ENV = "K_SERVICE"
+DEFAULT_JOB = "quotewatch"
+# Where alerts and dashboards link to for what to do: the runbook in the repository.
+DEFAULT_RUNBOOK_BASE_URL = "https://github.com/quotewatch/quotewatch/blob/main/docs/runbook.md"
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,10 @@ class Settings:
     grafana_user: str | None = _setting(None, "GRAFANA_USER", None)
     grafana_api_key: str | None = _setting(None, "GRAFANA_API_KEY", None, secret=True)
     environment: str = _setting(None, "ENVIRONMENT", "local")
+    # The `job` label on pushed series; dashboards and alerts select quotewatch's by it.
+    job: str = _setting(None, "QW_JOB", DEFAULT_JOB)
+    # Alerts' runbook_url and the dashboards' runbook link: this URL, plus a section anchor.
+    runbook_base_url: str = _setting(None, "QW_RUNBOOK_BASE_URL", DEFAULT_RUNBOOK_BASE_URL)
     # The labeler's move threshold (a fraction; 0.0001 = 0.01%); None: the command's default.
     label_threshold: float | None = _setting(
         "--label-threshold", "QW_LABEL_THRESHOLD", None, _positive_float

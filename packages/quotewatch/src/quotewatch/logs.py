@@ -46,3 +46,6 @@ def configure_logging(verbose: bool = False, environ: Mapping[str, str] | None =
     else:
         handler.setFormatter(logging.Formatter(HUMAN_FORMAT))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+    # httpx logs every request at INFO: one line per metrics push. qw_metrics logs a failing
+    # push once and its recovery once, which is what an operator needs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -8,12 +8,24 @@ Grafana builders) takes the names from here: `sample_name(METRIC)` for quotewatc
 
 Names, types and labels follow the observability design (../shared/notes/design.md) with its
 corrections: gaps are counted per product and `source`, and completeness is read from
-`pipeline_rows_expected_total` against `iceberg_rows_written_total` per table.
+`pipeline_rows_expected_total` against `iceberg_rows_written_total` plus `pipeline_rows_pending`
+per table.
+
+Every labelled counter a panel or alert reads has its series from the start, at 0, once its
+label values are known (`starts_at_zero`, `start_at_zero`): "no gaps" then reads 0, not "no
+data". Values that only matter when read (rows expected and pending, the state's age) are read
+at collect time from the objects that own them (`ROW_ACCOUNTS`, `STATE_AGE`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from prometheus_client import (
     REGISTRY,
@@ -24,9 +36,17 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from qw_metrics import Counter as LeanCounter
 from qw_metrics import Histogram as LeanHistogram
-from qw_metrics import RollingRate, stage_histogram
+from qw_metrics import RollingRate, configure_stages, exponential_buckets, stage_histogram
+
+# qw_metrics exports no check of QW_METRICS_DISABLED; its decorators apply this one.
+from qw_metrics._wrappers import instrumentation_disabled
+
+T = TypeVar("T")
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Latency buckets from 50 µs to 10 s: the pipeline works in microseconds, flushes take seconds.
 LATENCY_BUCKETS = (
@@ -34,6 +54,46 @@ LATENCY_BUCKETS = (
     0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 ROWS_BUCKETS = (1, 10, 100, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000)
+# 250 ns doubling to about 0.5 s: a prediction takes about 1.4 µs and a pipeline stage a few µs,
+# all of which LATENCY_BUCKETS would put in its first bucket.
+FAST_BUCKETS = exponential_buckets(250e-9, 2, 22)
+
+
+# --- series at 0 ------------------------------------------------------------------------------
+Zeroable = Counter | Histogram | LeanCounter
+
+
+def start_at_zero(metrics: Iterable[Zeroable], label_sets: Iterable[Mapping[str, str]]) -> None:
+    """Create each series of `metrics` for every label set, at 0 (for enumerations known at
+    import: call it at module level, next to the code that counts them)."""
+    if instrumentation_disabled():
+        return
+    targets = tuple(metrics)
+    for labels in label_sets:
+        for metric in targets:
+            metric.labels(**labels)
+
+
+def starts_at_zero(
+    *metrics: Zeroable, labels_from_result: Callable[[Any], Iterable[Mapping[str, str]]]
+) -> Callable[[F], F]:
+    """Decorator: create the series of `metrics` for each label set the decorated function's
+    result names, at 0 (for label values known at run time: products, tables)."""
+
+    def decorate(function: F) -> F:
+        if instrumentation_disabled():
+            return function
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = function(*args, **kwargs)
+            start_at_zero(metrics, labels_from_result(result))
+            return result
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
 
 # --- feed (ingest) ---------------------------------------------------------------------------
 # Counted on every frame: qw_metrics' lean counter (same exposition, no lock per increment).
@@ -95,7 +155,9 @@ ORDERBOOK_UPDATES_PER_SECOND = Gauge(
 )
 ORDERBOOK_UPDATES_PER_SECOND.set_function(ORDERBOOK_RATE.rate)
 ML_PREDICT = LeanHistogram(
-    "ml_predict_duration_seconds", "Time for one model prediction.", buckets=LATENCY_BUCKETS
+    "ml_predict_duration_seconds",
+    "Time for one model prediction (warm-up calls, which predict nothing, are not timed).",
+    buckets=FAST_BUCKETS,
 )
 ML_TRAIN = LeanHistogram(
     "ml_train_duration_seconds", "Time for one mini-batch partial_fit.", buckets=LATENCY_BUCKETS
@@ -106,15 +168,139 @@ LABELER_EVICTIONS = Counter(
     "labeler_evictions", "Samples evicted from the labeler buffer before they were labelled."
 )
 # What `timed(stage=...)` records into: time per call of each pipeline stage.
+configure_stages(buckets=FAST_BUCKETS)
 STAGE_DURATION = stage_histogram()
-ROWS_EXPECTED = Counter(
-    "pipeline_rows_expected",
-    "Rows the pipeline produced for storage, by table: the denominator of completeness.",
-    ["table"],
-)
+
+
+# --- collect-time values ----------------------------------------------------------------------
+def _after_init(cls: type[T], added: Callable[[Any], None]) -> type[T]:
+    """Make every `cls()` hand the new instance to `added` once its __init__ returned."""
+    if instrumentation_disabled():
+        return cls
+    original = cls.__init__
+
+    @functools.wraps(original)
+    def __init__(obj: Any, *args: Any, **kwargs: Any) -> None:
+        original(obj, *args, **kwargs)
+        added(obj)
+
+    cls.__init__ = __init__  # type: ignore[method-assign, assignment]
+    return cls
+
+
+class _Instances:
+    """Instances of the classes given to `track`, held weakly, for reading at collect time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def track(self, cls: type[T]) -> type[T]:
+        """Class decorator: every instance is tracked from the end of its __init__."""
+        return _after_init(cls, self._add)
+
+    def _add(self, obj: Any) -> None:
+        with self._lock:
+            self._live.add(obj)
+
+    def live(self) -> list[Any]:
+        """The tracked instances alive now."""
+        with self._lock:
+            return list(self._live)
+
+
+class RowSource(Protocol):
+    """What a pipeline shows: rows produced for storage per table, since it started."""
+
+    def rows_produced(self) -> Mapping[str, int]: ...
+
+
+class RowHolder(Protocol):
+    """What a storage writer shows: rows per table it holds, in memory or in spill files."""
+
+    def rows_held(self) -> Mapping[str, int]: ...
+
+
+class RowAccounts:
+    """`pipeline_rows_expected_total` and `pipeline_rows_pending`, read at collect time.
+
+    Completeness is rows committed plus rows pending over rows expected. The three are read
+    within microseconds of each other (this collector is registered right after
+    `iceberg_rows_written_total`), so a row never counts as both pending and written, or as
+    neither, and a healthy run reads exactly 100%. Expected rows are summed over every pipeline
+    the process made, finished ones included, so the counter never goes down.
+    """
+
+    EXPECTED = "pipeline_rows_expected"
+    PENDING = "pipeline_rows_pending"
+
+    def __init__(self, tables: Iterable[str]) -> None:
+        self.tables = tuple(tables)
+        self._lock = threading.Lock()
+        self._sources: list[RowSource] = []
+        self.holders = _Instances()
+
+    def source(self, cls: type[T]) -> type[T]:
+        """Class decorator: every instance's `rows_produced()` adds to the expected rows."""
+        return _after_init(cls, self._add_source)
+
+    def _add_source(self, obj: RowSource) -> None:
+        with self._lock:
+            self._sources.append(obj)
+
+    def holder(self, cls: type[T]) -> type[T]:
+        """Class decorator: every live instance's `rows_held()` adds to the pending rows."""
+        return self.holders.track(cls)
+
+    def describe(self) -> list[Metric]:
+        """The two families, without samples, for the registry's name-clash check."""
+        return self._families({}, {})
+
+    def collect(self) -> list[Metric]:
+        """Pending first, then expected: a row submitted in between reads as expected, not
+        pending, for the microseconds until the next scrape."""
+        pending: dict[str, float] = {}
+        for writer in self.holders.live():
+            for table, rows in writer.rows_held().items():
+                pending[table] = pending.get(table, 0.0) + rows
+        with self._lock:
+            sources = list(self._sources)
+        expected: dict[str, float] = dict.fromkeys(self.tables, 0.0)
+        for pipeline in sources:
+            for table, rows in pipeline.rows_produced().items():
+                expected[table] = expected.get(table, 0.0) + rows
+        return self._families(expected, pending)
+
+    def _families(
+        self, expected: Mapping[str, float], pending: Mapping[str, float]
+    ) -> list[Metric]:
+        produced = CounterMetricFamily(
+            self.EXPECTED,
+            "Rows the pipeline produced for storage, by table: the denominator of completeness.",
+            labels=["table"],
+        )
+        for table, rows in sorted(expected.items()):
+            produced.add_metric([table], rows)
+        held = GaugeMetricFamily(
+            self.PENDING,
+            "Rows produced but not committed yet that storage still holds, by table: buffered "
+            "for their next flush, awaiting a retry, or spilled to disk awaiting recovery.",
+            labels=["table"],
+        )
+        for table, rows in sorted(pending.items()):
+            held.add_metric([table], rows)
+        return [produced, held]
+
 
 # --- storage ----------------------------------------------------------------------------------
 ROWS_WRITTEN = Counter("iceberg_rows_written", "Rows committed to Iceberg, by table.", ["table"])
+# The table names storage writes; quotewatch.rows holds them too, but importing it here would
+# make metrics depend on the app's modules.
+TABLES = ("raw_orderbook", "raw_trades", "features", "predictions")
+ROW_ACCOUNTS = RowAccounts(TABLES)
+REGISTRY.register(ROW_ACCOUNTS)
+ROWS_EXPECTED = f"{RowAccounts.EXPECTED}_total"  # sample names, for the readers
+ROWS_PENDING = RowAccounts.PENDING
 FLUSHES = Counter("iceberg_flush", "Successful flushes (one commit each), by table.", ["table"])
 FLUSH_DURATION = Histogram(
     "iceberg_flush_duration_seconds",
@@ -151,10 +337,51 @@ class _CommitRetries(logging.Handler):
 
 logging.getLogger("pyiceberg.table").addHandler(_CommitRetries(logging.WARNING))
 
+
 # --- dashboard --------------------------------------------------------------------------------
-DASHBOARD_UPDATE_AGE = Gauge(
-    "dashboard_update_age_seconds", "Age of the state snapshot the dashboard last rendered."
-)
+class Published(Protocol):
+    """A state store: the wall-clock time of its last update."""
+
+    def updated_at(self) -> float: ...
+
+
+class StateAge:
+    """`dashboard_update_age_seconds`: seconds since the newest state store's last update,
+    read at collect time, so it rises while the pipeline publishes nothing, page open or not."""
+
+    NAME = "dashboard_update_age_seconds"
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._newest: weakref.ref[Any] | None = None
+
+    def track(self, cls: type[T]) -> type[T]:
+        """Class decorator: each new instance becomes the store whose age is reported."""
+        return _after_init(cls, self._newest_is)
+
+    def _newest_is(self, store: Published) -> None:
+        self._newest = weakref.ref(store)
+
+    def describe(self) -> list[Metric]:
+        """The family, without samples, for the registry's name-clash check."""
+        return [self._family(None)]
+
+    def collect(self) -> list[Metric]:
+        """The age of the newest live store; no sample when there is none."""
+        ref = self._newest
+        store: Published | None = None if ref is None else ref()
+        return [self._family(None if store is None else self._clock() - store.updated_at())]
+
+    def _family(self, age: float | None) -> Metric:
+        return GaugeMetricFamily(
+            self.NAME,
+            "Seconds since the pipeline last published state (read when collected).",
+            value=age,
+        )
+
+
+STATE_AGE = StateAge()
+REGISTRY.register(STATE_AGE)
 DASHBOARD_CALLBACK_DURATION = Histogram(
     "dashboard_callback_duration_seconds",
     "Time to run one dashboard callback.",
@@ -167,19 +394,27 @@ DASHBOARD_CALLBACKS = Counter("dashboard_callbacks", "Dashboard update callbacks
 LABELER_BUFFER = "labeler"
 TRADE_BUFFER = "trade"
 STORAGE_WRITER_BUFFER = "storage_writer"
-BUFFERS = (LABELER_BUFFER, TRADE_BUFFER, STORAGE_WRITER_BUFFER)
+# Queues overflow (the labeler evicts, the writer spills), so their utilisation is a warning
+# sign. A ring buffer keeps the newest items and is meant to be full: its fill is information.
+QUEUES = (LABELER_BUFFER, STORAGE_WRITER_BUFFER)
+RINGS = (TRADE_BUFFER,)
+BUFFERS = QUEUES + RINGS
 
 # --- remote write: qw_metrics' MetricsPusher exports these itself; quotewatch only reads them.
 REMOTE_WRITE_SAMPLES = "qw_remote_write_samples_total"
 REMOTE_WRITE_REQUESTS = "qw_remote_write_requests_total"
 REMOTE_WRITE_REQUEST_DURATION = "qw_remote_write_request_duration_seconds"
-REMOTE_WRITE_QUEUE = "qw_remote_write_queue_length"
+REMOTE_WRITE_QUEUE = "qw_remote_write_queue_length"  # snapshots, not samples
 REMOTE_WRITE_LAST_SUCCESS = "qw_remote_write_last_success_timestamp_seconds"
 
 
-def sample_name(metric: Counter | Gauge | Histogram | LeanCounter | LeanHistogram) -> str:
+def sample_name(
+    metric: Counter | Gauge | Histogram | LeanCounter | LeanHistogram | StateAge,
+) -> str:
     """The name `metric`'s samples carry on /metrics: a counter's ends in `_total`; a
     histogram's is the stem of its `_bucket`, `_sum` and `_count` series."""
+    if isinstance(metric, StateAge):
+        return metric.NAME
     if isinstance(metric, LeanCounter | LeanHistogram):
         name, counter = metric.name, isinstance(metric, LeanCounter)
     else:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import NamedTuple
 
+from quotewatch.metrics import STATE_AGE
+
 _EMPTY: Mapping[str, float] = MappingProxyType({})
 
 
@@ -104,10 +106,11 @@ class Snapshot(NamedTuple):
         return cls(created_at=time.time(), products=MappingProxyType({}), feed=FeedStatus())
 
 
+@STATE_AGE.track
 class StateStore:
     """Holds the current `Snapshot`; one writer publishes, any number of threads read."""
 
-    __slots__ = ("_current", "_products")
+    __slots__ = ("__weakref__", "_current", "_products")
 
     def __init__(self) -> None:
         self._current = Snapshot.empty()
@@ -116,6 +119,10 @@ class StateStore:
     def current(self) -> Snapshot:
         """The latest published snapshot; it never changes after being returned."""
         return self._current
+
+    def updated_at(self) -> float:
+        """Wall-clock time of the last publish (of the store's creation before any)."""
+        return self._current.created_at
 
     def publish(self, snapshot: Snapshot) -> None:
         """Swap in `snapshot` (one atomic reference assignment)."""

@@ -109,7 +109,7 @@ class Runner:
             replay=options.replay,
         )
         self.session.consumers.append(self.pipeline.process)
-        self.pusher = MetricsPusher.from_env(job="quotewatch", environ=_push_environ(settings))
+        self.pusher = MetricsPusher.from_env(job=settings.job, environ=_push_environ(settings))
         self.server: Any = None  # DashboardServer or MetricsServer once started
         self._started = 0.0
 

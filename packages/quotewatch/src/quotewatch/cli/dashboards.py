@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from quotewatch.config import ConfigError, Settings
 from quotewatch.grafana import build
 from quotewatch.grafana.provision import ProvisionError, push_dashboards
 from quotewatch.grafana.sharing import for_sharing
@@ -19,14 +20,18 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add the `dashboards` command with its `build` and `push` actions."""
     parser = subparsers.add_parser(
         "dashboards",
-        help="build the Grafana dashboards' JSON or push them to Grafana",
-        description="The Grafana dashboards are Python code (quotewatch.grafana). `build` "
-        "writes their JSON files; `push` uploads them through Grafana's HTTP API.",
+        help="build the Grafana dashboards' JSON and the alert rules, or push the dashboards",
+        description="The Grafana dashboards and the alert rules are Python code "
+        "(quotewatch.grafana). `build` writes their files; `push` uploads the dashboards "
+        "through Grafana's HTTP API. Both read QW_JOB (the job the queries select) and "
+        "QW_RUNBOOK_BASE_URL (where runbook links point).",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     build_parser = actions.add_parser(
-        "build", help="write the dashboard JSON files", description="Write every dashboard's JSON."
+        "build",
+        help="write the dashboard JSON files and alerts.yml",
+        description="Write every dashboard's JSON and the alert rules.",
     )
     build_parser.add_argument(
         "--out",
@@ -68,8 +73,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     push_parser.set_defaults(handler=_push)
 
 
+def _settings() -> Settings | None:
+    try:
+        return Settings.resolve()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def _build(args: argparse.Namespace) -> int:
-    for path in build.write(args.out):
+    settings = _settings()
+    if settings is None:
+        return 2
+    for path in build.write(args.out, job=settings.job, runbook_url=settings.runbook_base_url):
         print(path)
     return 0
 
@@ -79,7 +95,11 @@ def _push(args: argparse.Namespace) -> int:
     if not token:
         print(f"error: no Grafana token: pass --token or set {TOKEN_ENV}", file=sys.stderr)
         return 2
-    dashboards = list(build.build_all().values())
+    settings = _settings()
+    if settings is None:
+        return 2
+    built = build.build_all(job=settings.job, runbook_url=settings.runbook_base_url)
+    dashboards = list(built.values())
     try:
         if args.shared_datasource:
             dashboards = [

@@ -2,6 +2,10 @@
 
 `derive` turns each short window of scrapes into chart points (rates, quantiles, means);
 `render_health` draws those points and a few longer-window summary cards.
+
+Completeness per table is rows committed in the window plus the change in rows pending (still
+buffered, awaiting a retry, or spilled awaiting recovery), over rows produced: exactly 100% when
+nothing is lost, at every scrape.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from quotewatch.dashboard.widgets import (
 from quotewatch.metrics import (
     DASHBOARD_CALLBACK_DURATION,
     DASHBOARD_CALLBACKS,
-    DASHBOARD_UPDATE_AGE,
     EVENT_LOOP_LAG,
     FLUSH_DURATION,
     MESSAGE_LATENCY,
@@ -39,10 +42,13 @@ from quotewatch.metrics import (
     ML_TRAIN,
     REMOTE_WRITE_LAST_SUCCESS,
     REMOTE_WRITE_QUEUE,
+    RINGS,
     ROWS_EXPECTED,
+    ROWS_PENDING,
     ROWS_WRITTEN,
     SEQUENCE_GAPS,
     STAGE_DURATION,
+    STATE_AGE,
     sample_name,
 )
 
@@ -53,14 +59,15 @@ MESSAGES = sample_name(MESSAGES_RECEIVED)
 GAPS = sample_name(SEQUENCE_GAPS)
 MISSED = sample_name(MESSAGES_MISSED)
 WRITTEN = sample_name(ROWS_WRITTEN)
-EXPECTED = sample_name(ROWS_EXPECTED)
+EXPECTED = ROWS_EXPECTED
+PENDING = ROWS_PENDING
 LATENCY = sample_name(MESSAGE_LATENCY)
 STAGES = sample_name(STAGE_DURATION)
 FLUSH = sample_name(FLUSH_DURATION)
 PREDICT = sample_name(ML_PREDICT)
 TRAIN = sample_name(ML_TRAIN)
 LOOP_LAG = sample_name(EVENT_LOOP_LAG)
-UPDATE_AGE = sample_name(DASHBOARD_UPDATE_AGE)
+UPDATE_AGE = sample_name(STATE_AGE)
 RENDER = sample_name(DASHBOARD_CALLBACK_DURATION)
 TRADE_SOURCES = frozenset({"trade_id", "heartbeat"})
 
@@ -90,7 +97,7 @@ CHARTS: tuple[Chart, ...] = (
     Chart("loop_lag", "Event-loop lag", "ms"),
     Chart("gaps", "Gaps detected by source (per window)", "gaps"),
     Chart("dashboard", "Dashboard staleness and render time", "ms"),
-    Chart("remote_write", "Remote-write queue", "samples"),
+    Chart("remote_write", "Remote-write queue", "snapshots"),
 )
 # Charts whose values are seconds and are drawn in milliseconds.
 MILLISECONDS = frozenset({"latency", "stages", "flush", "ml", "loop_lag", "dashboard"})
@@ -131,8 +138,26 @@ def derive(window: Window) -> dict[str, float | None]:
     out["dashboard/staleness"] = age
     queue = window.last.total(REMOTE_WRITE_QUEUE)
     if queue is not None:
-        out["remote_write/queue length"] = queue
+        out["remote_write/snapshots queued"] = queue
     return out
+
+
+def completeness(window: Window) -> dict[str, float]:
+    """Percent of the rows produced in `window` that were committed or are still pending, per
+    table with rows produced."""
+    written = window.increase(WRITTEN, by="table")
+    expected = window.increase(EXPECTED, by="table")
+    before = _by_table(window.first, PENDING)
+    after = _by_table(window.last, PENDING)
+    return {
+        table: 100 * (written.get(table, 0.0) + after.get(table, 0.0) - before.get(table, 0.0)) / e
+        for table, e in expected.items()
+        if e > 0
+    }
+
+
+def _by_table(scrape: Scrape, name: str) -> dict[str, float]:
+    return {dict(labels).get("table", ""): value for labels, value in scrape.select(name).items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +193,7 @@ def layout(interval_ms: int) -> html.Div:
                 className="qw-grid",
                 children=[
                     graph("health-completeness-chart", "Completeness by table (60 s)", height=220),
-                    graph("health-buffers-chart", "Buffer utilisation", height=220),
+                    graph("health-buffers-chart", "Buffers: queue use, ring fill", height=220),
                     *graphs,
                 ],
             ),
@@ -209,9 +234,7 @@ def _cards(window: Window | None, now: float) -> list[tuple[str, str]]:
     by_type = ", ".join(f"{k} {v:.1f}/s" for k, v in busiest)
     cards = [(f"{sum(rates.values()):,.1f}/s", by_type or "no messages")]
 
-    written = window.increase(WRITTEN, by="table")
-    expected = window.increase(EXPECTED, by="table")
-    shares = {t: 100 * written.get(t, 0.0) / e for t, e in expected.items() if e > 0}
+    shares = completeness(window)
     if shares:
         worst = min(shares, key=lambda t: shares[t])
         cards.append((f"{shares[worst]:.1f}%", f"lowest: {worst}; {len(shares)} tables"))
@@ -265,12 +288,11 @@ def _remote_write(last: Scrape, now: float) -> tuple[str, str]:
 def _completeness_figure(window: Window | None) -> Figure:
     if window is None:
         return figure([], x_date=False, height=220)
-    written = window.increase(WRITTEN, by="table")
-    expected = window.increase(EXPECTED, by="table")
-    tables = sorted(t for t, e in expected.items() if e > 0)
+    by_table = completeness(window)
+    tables = sorted(by_table)
     if not tables:
         return figure([], x_date=False, height=220, empty_text="no rows expected yet")
-    shares = [100 * written.get(t, 0.0) / expected[t] for t in tables]
+    shares = [by_table[t] for t in tables]
     bars = {
         "type": "bar",
         "x": tables,
@@ -289,15 +311,21 @@ def _buffers_figure(last: Scrape | None) -> Figure:
         return figure([], x_date=False, height=220)
     names: list[str] = []
     shares: list[float] = []
+    colors: list[str] = []
     for sample in sorted(n for n in last.names() if n.endswith("_buffer_size")):
         prefix = sample.removesuffix("_buffer_size")
         capacity = last.select(f"{prefix}_buffer_capacity")
+        ring = prefix in RINGS
         for labels, size in last.select(sample).items():
             cap = capacity.get(labels)
             if cap:
                 suffix = ",".join(v for _, v in labels)
-                names.append(f"{prefix} {suffix}".strip())
-                shares.append(100 * size / cap)
+                share = 100 * size / cap
+                # A ring buffer is meant to be full: its fill is never a warning.
+                parts = (prefix, suffix, "(ring)" if ring else "")
+                names.append(" ".join(part for part in parts if part))
+                shares.append(share)
+                colors.append(PALETTE[2] if ring else PALETTE[4] if share >= 90 else PALETTE[0])
     if not names:
         return figure([], x_date=False, height=220, empty_text="no tracked buffers")
     bars = {
@@ -308,7 +336,7 @@ def _buffers_figure(last: Scrape | None) -> Figure:
         "text": [f"{s:.0f}%" for s in shares],
         "textposition": "outside",
         "cliponaxis": False,
-        "marker": {"color": [PALETTE[4] if s >= 90 else PALETTE[0] for s in shares]},
+        "marker": {"color": colors},
     }
     fig = figure([bars], x_date=False, height=220, showlegend=False)
     fig["layout"]["xaxis"]["range"] = [0, 100]
@@ -331,6 +359,8 @@ def _chart_figures(points: Sequence[Point]) -> list[Figure]:
             xs, ys = traces.setdefault(name, ([], []))
             xs.append(x)
             ys.append(value)
+    # The pusher's series exist only when a push URL is set.
+    pushing = any(p.values.get("remote_write/snapshots queued") is not None for p in points)
     figures = []
     for chart in CHARTS:
         scale = 1000.0 if chart.key in MILLISECONDS else 1.0
@@ -343,7 +373,9 @@ def _chart_figures(points: Sequence[Point]) -> list[Figure]:
             if chart.stacked:
                 trace["stackgroup"] = "one"
             data.append(trace)
-        figures.append(figure(data, height=220, y_title=chart.y_title))
+        off = chart.key == "remote_write" and not pushing and bool(points)
+        empty = "remote write is off (no push URL)" if off else "no data yet"
+        figures.append(figure(data, height=220, y_title=chart.y_title, empty_text=empty))
     return figures
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
-from qw_metrics import counted, recorded, timed
+from qw_metrics import counted, timed
 
 from quotewatch.dashboard.widgets import (
     ACCENT,
@@ -29,7 +29,6 @@ from quotewatch.dashboard.widgets import (
 from quotewatch.metrics import (
     DASHBOARD_CALLBACK_DURATION,
     DASHBOARD_CALLBACKS,
-    DASHBOARD_UPDATE_AGE,
 )
 from quotewatch.state import FeedStatus, ModelState, ProductState, Snapshot, StateStore
 
@@ -156,7 +155,6 @@ def choose_product(snapshot: Snapshot, selected: str | None) -> ProductState | N
 
 
 @counted(DASHBOARD_CALLBACKS)
-@recorded(DASHBOARD_UPDATE_AGE, value=lambda view: view.age)
 @timed(DASHBOARD_CALLBACK_DURATION)
 def render_live(
     snapshot: Snapshot,

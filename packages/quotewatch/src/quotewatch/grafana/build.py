@@ -1,4 +1,5 @@
-"""Render the dashboards from their Python source to the JSON files committed in `dashboards/`."""
+"""Render the dashboards and the alert rules from their Python source to the files committed in
+`dashboards/`."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from quotewatch.grafana import pipeline_health, system_performance
+from quotewatch.config import DEFAULT_JOB, DEFAULT_RUNBOOK_BASE_URL
+from quotewatch.grafana import alerts, pipeline_health, system_performance
 from quotewatch.grafana.panels import Json
 
 # File name in `dashboards/` -> the function that builds that dashboard.
-DASHBOARDS: Mapping[str, Callable[[], Json]] = {
+DASHBOARDS: Mapping[str, Callable[..., Json]] = {
     "data-pipeline-health.json": pipeline_health.build,
     "system-performance.json": system_performance.build,
 }
@@ -21,17 +23,27 @@ def render(dashboard: Json) -> str:
     return json.dumps(dashboard, indent=2, ensure_ascii=False) + "\n"
 
 
-def build_all() -> dict[str, Json]:
-    """Every dashboard, by file name."""
-    return {name: build() for name, build in DASHBOARDS.items()}
+def build_all(
+    *, job: str = DEFAULT_JOB, runbook_url: str = DEFAULT_RUNBOOK_BASE_URL
+) -> dict[str, Json]:
+    """Every dashboard, by file name, for `job`, linking to the runbook at `runbook_url`."""
+    return {name: build(job=job, runbook_url=runbook_url) for name, build in DASHBOARDS.items()}
 
 
-def write(out_dir: Path) -> list[Path]:
-    """Write every dashboard into `out_dir` (created if missing) and return the paths."""
+def write(
+    out_dir: Path, *, job: str = DEFAULT_JOB, runbook_url: str = DEFAULT_RUNBOOK_BASE_URL
+) -> list[Path]:
+    """Write every dashboard and the alert rules into `out_dir` (created if missing) and
+    return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    texts = {
+        name: render(dashboard)
+        for name, dashboard in build_all(job=job, runbook_url=runbook_url).items()
+    }
+    texts[alerts.FILE_NAME] = alerts.render(job=job, runbook_url=runbook_url)
     paths = []
-    for name, dashboard in build_all().items():
+    for name, text in texts.items():
         path = out_dir / name
-        path.write_text(render(dashboard), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
         paths.append(path)
     return paths

@@ -2,7 +2,9 @@
 
 The dashboards are plain dicts in Grafana's JSON model (schemaVersion 39). Every panel and target
 reads from the `${datasource}` template variable, so the same JSON works on any Prometheus data
-source, Grafana Cloud's included.
+source, Grafana Cloud's included. Every selector filters on `environment`, `job` and `instance`
+(other applications push `process_*` series into the same environments), and on `product` where
+the metric has one.
 """
 
 from __future__ import annotations
@@ -12,14 +14,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from quotewatch.config import DEFAULT_JOB
 from quotewatch.metrics import LAST_TRADE_ID, MESSAGES_RECEIVED, sample_name
 
 SCHEMA_VERSION = 39
+# Fixed uids: importing or pushing again replaces a dashboard, and the two link to each other.
+PIPELINE_HEALTH_UID = "quotewatch-pipeline-health"
+SYSTEM_PERFORMANCE_UID = "quotewatch-system-performance"
 GRID_COLUMNS = 24
 DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": "${datasource}"}
 
-# The variable every query filters on; every pushed series carries an `environment` label.
+# The variables every query filters on: every pushed series carries these labels.
 ENVIRONMENT_MATCHER = 'environment=~"$environment"'
+JOB_MATCHER = 'job=~"$job"'
+INSTANCE_MATCHER = 'instance=~"$instance"'
 PRODUCT_MATCHER = 'product=~"$product"'
 
 Json = dict[str, Any]
@@ -29,8 +37,15 @@ _PLAIN = re.compile(r"[\w :/-]+")
 
 
 def selector(metric: str, *, product: bool = False, matchers: Sequence[str] = ()) -> str:
-    """`metric{environment=~"$environment", ...}`; `product` adds the product filter."""
-    parts = [ENVIRONMENT_MATCHER, *([PRODUCT_MATCHER] if product else []), *matchers]
+    """`metric{environment=~"$environment", job=~"$job", instance=~"$instance", ...}`;
+    `product` adds the product filter."""
+    parts = [
+        ENVIRONMENT_MATCHER,
+        JOB_MATCHER,
+        INSTANCE_MATCHER,
+        *([PRODUCT_MATCHER] if product else []),
+        *matchers,
+    ]
     return f"{metric}{{{', '.join(parts)}}}"
 
 
@@ -199,17 +214,14 @@ def stat(
     width: int = 8,
     height: int = 8,
     thresholds: Sequence[tuple[str, float | None]] = _GREEN,
-    no_value: str | None = None,
 ) -> Panel:
-    """A stat panel showing each series' last value; `no_value` is shown when there is none."""
+    """A stat panel showing each series' last value."""
     defaults: Json = {
         "unit": unit,
         "decimals": 0,
         "color": {"mode": "thresholds"},
         "thresholds": _thresholds(thresholds),
     }
-    if no_value is not None:
-        defaults["noValue"] = no_value
     options: Json = {
         "reduceOptions": _reduce(),
         "colorMode": "background",
@@ -363,20 +375,72 @@ def label_variable(name: str, label: str, query: str) -> Json:
     }
 
 
-def filter_variables() -> list[Json]:
-    """The `environment` and `product` variables every quotewatch dashboard filters on."""
-    return [
+def job_variable(job: str) -> Json:
+    """The `job` variable: one job at a time, `job` by default, offering only jobs that push
+    quotewatch's own metrics (never "All": that would draw other applications' series)."""
+    query = f'label_values({sample_name(MESSAGES_RECEIVED)}{{environment=~"$environment"}}, job)'
+    variable = label_variable("job", "Job", query)
+    variable.update(
+        includeAll=False,
+        multi=False,
+        current={"selected": True, "text": job, "value": job},
+    )
+    del variable["allValue"]
+    return variable
+
+
+def filter_variables(*, job: str, product: bool) -> list[Json]:
+    """The `environment`, `job` and `instance` variables every quotewatch dashboard filters
+    on, and `product` for a dashboard whose metrics have one."""
+    scope = 'environment=~"$environment", job=~"$job"'
+    variables = [
         label_variable(
             "environment",
             "Environment",
             f"label_values({sample_name(MESSAGES_RECEIVED)}, environment)",
         ),
+        job_variable(job),
         label_variable(
-            "product",
-            "Product",
-            f'label_values({sample_name(LAST_TRADE_ID)}{{environment=~"$environment"}}, product)',
+            "instance",
+            "Instance",
+            f"label_values({sample_name(MESSAGES_RECEIVED)}{{{scope}}}, instance)",
         ),
     ]
+    if product:
+        variables.append(
+            label_variable(
+                "product",
+                "Product",
+                f"label_values({sample_name(LAST_TRADE_ID)}{{{scope}}}, product)",
+            )
+        )
+    return variables
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link in the dashboard's header: to another dashboard (by uid) or to a URL."""
+
+    title: str
+    tooltip: str
+    uid: str | None = None
+    url: str | None = None
+
+    def json(self) -> Json:
+        """Grafana's dashboard-link JSON; links to dashboards keep the time range and variables."""
+        to_dashboard = self.uid is not None
+        return {
+            "title": self.title,
+            "tooltip": self.tooltip,
+            "type": "link",
+            "url": f"/d/{self.uid}" if to_dashboard else self.url,
+            "icon": "dashboard" if to_dashboard else "doc",
+            "keepTime": to_dashboard,
+            "includeVars": to_dashboard,
+            "targetBlank": not to_dashboard,
+            "asDropdown": False,
+            "tags": [],
+        }
 
 
 @dataclass
@@ -408,11 +472,17 @@ def dashboard(
     title: str,
     description: str,
     rows: Sequence[Sequence[Panel]],
+    links: Sequence[Link] = (),
+    job: str = DEFAULT_JOB,
 ) -> Json:
-    """A complete, importable dashboard: panels laid out row by row, ids numbered from 1."""
+    """A complete, importable dashboard: panels laid out row by row, ids numbered from 1; the
+    `product` variable only if a query uses it."""
     grid = _Grid()
     for row in rows:
         grid.add_row(row)
+    uses_product = any(
+        PRODUCT_MATCHER in target["expr"] for panel in grid.panels for target in panel["targets"]
+    )
     return {
         "uid": uid,
         "title": title,
@@ -429,7 +499,7 @@ def dashboard(
         "weekStart": "",
         "schemaVersion": SCHEMA_VERSION,
         "version": 1,
-        "links": [],
+        "links": [link.json() for link in links],
         "annotations": {
             "list": [
                 {
@@ -443,6 +513,8 @@ def dashboard(
                 }
             ]
         },
-        "templating": {"list": [datasource_variable(), *filter_variables()]},
+        "templating": {
+            "list": [datasource_variable(), *filter_variables(job=job, product=uses_product)]
+        },
         "panels": grid.panels,
     }

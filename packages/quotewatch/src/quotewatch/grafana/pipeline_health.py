@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from quotewatch.config import DEFAULT_JOB, DEFAULT_RUNBOOK_BASE_URL
 from quotewatch.grafana.panels import (
+    PIPELINE_HEALTH_UID,
+    SYSTEM_PERFORMANCE_UID,
     Json,
+    Link,
     Query,
     bargauge,
     dashboard,
@@ -17,7 +21,6 @@ from quotewatch.grafana.panels import (
     timeseries,
 )
 from quotewatch.metrics import (
-    BUFFERS,
     CROSSED_BOOKS,
     FLUSH_DURATION,
     FLUSH_ERRORS,
@@ -26,16 +29,19 @@ from quotewatch.metrics import (
     MESSAGES_INVALID,
     MESSAGES_MISSED,
     MESSAGES_RECEIVED,
+    QUEUES,
     RECONNECTIONS,
     RESYNCS,
+    RINGS,
     ROWS_EXPECTED,
+    ROWS_PENDING,
     ROWS_WRITTEN,
     SEQUENCE_GAPS,
     SPILLED_ROWS,
     sample_name,
 )
 
-UID = "quotewatch-pipeline-health"
+UID = PIPELINE_HEALTH_UID
 
 
 def new_or_increase(metric: str, *, window: str, product: bool = False) -> str:
@@ -51,14 +57,28 @@ def new_or_increase(metric: str, *, window: str, product: bool = False) -> str:
 
 
 def completeness(window: str) -> str:
-    """Rows committed / rows the pipeline produced, per table, in percent, over `window`."""
-    written = increase(sample_name(ROWS_WRITTEN), window=window)
-    expected = increase(sample_name(ROWS_EXPECTED), window=window)
-    return f"100 * sum by (table) ({written}) / sum by (table) ({expected})"
+    """Rows committed or still on their way / rows the pipeline produced, per table, in
+    percent, over `window`.
+
+    Rows pending (buffered for the next flush, awaiting a retry, spilled awaiting recovery) are
+    not missing: rows committed in the window plus the change in rows pending over it, against
+    the rows produced, is exactly 100% when nothing is lost. `increase` and `delta` read the
+    same samples and extrapolate them alike, so no flush inside the window skews the ratio.
+    """
+    written = f"sum by (table) ({increase(sample_name(ROWS_WRITTEN), window=window)})"
+    pending = f"sum by (table) (delta({selector(ROWS_PENDING)}[{window}]))"
+    expected = f"sum by (table) ({increase(ROWS_EXPECTED, window=window)})"
+    return f"100 * ({written} + {pending}) / {expected}"
 
 
-def build() -> Json:
-    """The Data Pipeline Health dashboard JSON."""
+def buffer_fill(name: str) -> str:
+    """How full buffer `name` is, in percent of its capacity (the fullest instance)."""
+    return f"100 * max({selector(f'{name}_buffer_size')} / {selector(f'{name}_buffer_capacity')})"
+
+
+def build(*, job: str = DEFAULT_JOB, runbook_url: str = DEFAULT_RUNBOOK_BASE_URL) -> Json:
+    """The Data Pipeline Health dashboard JSON, for `job`, linking to the runbook at
+    `runbook_url`."""
     rows = [
         [
             timeseries(
@@ -85,11 +105,13 @@ def build() -> Json:
         [
             gauge(
                 "Data completeness",
-                "Rows committed / rows the pipeline produced for storage, per table, over the "
-                "selected time range. Just under 100% is rows still buffered; a steady drop "
-                "means rows are lost or stuck.",
+                "Rows committed or still pending (buffered for the next flush, awaiting a "
+                "retry, spilled awaiting recovery) / rows the pipeline produced, per table, "
+                "over the selected time range. 100% when nothing is lost; below it, rows were "
+                "dropped (rejected or lost by storage).",
                 [Query(completeness("$__range"), "{{table}}", instant=True)],
                 unit="percent",
+                width=7,
                 minimum=90,
                 maximum=100,
                 thresholds=[("red", None), ("orange", 99), ("green", 99.9)],
@@ -120,26 +142,29 @@ def build() -> Json:
                     ),
                 ],
                 unit="none",
+                width=7,
                 thresholds=[("green", None), ("red", 1)],
-                # Gap counters have no series until the first gap.
-                no_value="0",
             ),
             bargauge(
-                "Buffer usage",
-                "How full each in-memory buffer is. The labeler buffer near 100% evicts "
-                "unlabelled samples; the storage writer's near 100% means flushes fall behind.",
-                [
-                    Query(
-                        f"100 * max({selector(f'{name}_buffer_size')} "
-                        f"/ {selector(f'{name}_buffer_capacity')})",
-                        name,
-                        instant=True,
-                    )
-                    for name in BUFFERS
-                ],
+                "Queue usage",
+                "How full each queue that can overflow is. The labeler buffer near 100% evicts "
+                "unlabelled samples; the storage writer's near 100% means flushes fall behind "
+                "and rows are about to be spilled to disk.",
+                [Query(buffer_fill(name), name, instant=True) for name in QUEUES],
                 unit="percent",
+                width=6,
                 maximum=100,
                 thresholds=[("green", None), ("orange", 70), ("red", 90)],
+            ),
+            bargauge(
+                "Ring buffer fill",
+                "How full each ring buffer is. A ring keeps the newest items and drops the "
+                "oldest, so it is meant to fill up: 100% is normal, not an alarm.",
+                [Query(buffer_fill(name), name, instant=True) for name in RINGS],
+                unit="percent",
+                width=4,
+                maximum=100,
+                thresholds=[("blue", None)],
             ),
         ],
         [
@@ -155,7 +180,7 @@ def build() -> Json:
                             "messages received",
                         ),
                         Query(
-                            f"sum by (table) ({rate(sample_name(ROWS_EXPECTED))})",
+                            f"sum by (table) ({rate(ROWS_EXPECTED)})",
                             "expected: {{table}}",
                         ),
                         Query(
@@ -201,8 +226,9 @@ def build() -> Json:
         [
             timeseries(
                 "Completeness over time",
-                "Completeness per table over sliding 10-minute windows, in percent: when the "
-                "loss started. The alert fires below 99%.",
+                "Completeness per table (committed or pending / produced) over sliding "
+                "10-minute windows, in percent: when the loss started. The alert fires below "
+                "99% for 5 minutes.",
                 [Query(completeness("10m"), "{{table}}")],
                 unit="percent",
             ),
@@ -257,4 +283,13 @@ def build() -> Json:
         description="Is every feed message captured and every row stored? Message and write "
         "rates, completeness per table, gaps, buffers and Iceberg flushes.",
         rows=rows,
+        links=[
+            Link(
+                "System Performance",
+                "Why is it slow or frozen? Latency, stages, the event loop, the pusher",
+                uid=SYSTEM_PERFORMANCE_UID,
+            ),
+            Link("Runbook", "How to read these panels, and what each alert means", url=runbook_url),
+        ],
+        job=job,
     )

@@ -10,13 +10,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-# Stand-ins for Grafana's variables: windows long enough for a 15 s push interval, and the
-# "All" value (".*") for the dashboards' own variables.
+# Stand-ins for Grafana's variables: windows long enough for a 15 s push interval, the "All"
+# value (".*") for the dashboards' own variables, and quotewatch's job.
 DEFAULT_VARIABLES: Mapping[str, str] = {
     "__rate_interval": "1m",
     "__interval": "15s",
     "__range": "5m",
     "environment": ".*",
+    "job": "quotewatch",
+    "instance": ".*",
     "product": ".*",
 }
 

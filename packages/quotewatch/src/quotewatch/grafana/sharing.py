@@ -1,8 +1,10 @@
 """Copies of the dashboards for external (public) sharing, which cannot use template variables.
 
 Grafana's externally shared dashboards run only the queries stored in the dashboard and do not
-support template variables, so the copy fixes the data source and environment in every query
-and drops the variables. Grafana's global variables (`$__rate_interval`, `$__range`) stay.
+support template variables, so the copy fixes the data source, environment and job in every
+query (every instance and product) and drops the variables. Grafana's global variables
+(`$__rate_interval`, `$__range`) stay. Links to the other dashboard are dropped (a shared
+copy's viewers cannot open it); the runbook link stays.
 """
 
 from __future__ import annotations
@@ -39,12 +41,20 @@ def for_sharing(dashboard: Json, *, datasource_uid: str, environment: str) -> Js
                 "copy it from the data source's URL in Grafana (Connections > Data sources)"
             )
     shared = copy.deepcopy(dashboard)
-    values = {**{g: f"${g}" for g in _GLOBALS}, "environment": environment, "product": ".*"}
+    job = next(v["current"]["value"] for v in dashboard["templating"]["list"] if v["name"] == "job")
+    values = {
+        **{g: f"${g}" for g in _GLOBALS},
+        "environment": environment,
+        "job": job,
+        "instance": ".*",
+        "product": ".*",
+    }
     for panel in shared["panels"]:
         for target in panel["targets"]:
             target["expr"] = substitute(target["expr"], values)
     _fixed_datasources(shared, {"type": "prometheus", "uid": datasource_uid})
     shared["templating"] = {"list": []}
+    shared["links"] = [link for link in dashboard["links"] if not link["url"].startswith("/d/")]
     shared["uid"] = f"{dashboard['uid']}-shared"
     shared["title"] = f"{dashboard['title']} ({environment})"
     shared["tags"] = [*dashboard["tags"], "shared"]

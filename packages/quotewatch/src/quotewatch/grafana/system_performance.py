@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from quotewatch.config import DEFAULT_JOB, DEFAULT_RUNBOOK_BASE_URL
 from quotewatch.grafana.panels import (
+    PIPELINE_HEALTH_UID,
+    SYSTEM_PERFORMANCE_UID,
     Json,
+    Link,
     Panel,
     Query,
     dashboard,
@@ -18,7 +22,6 @@ from quotewatch.grafana.panels import (
 from quotewatch.metrics import (
     DASHBOARD_CALLBACK_DURATION,
     DASHBOARD_CALLBACKS,
-    DASHBOARD_UPDATE_AGE,
     EVENT_LOOP_LAG,
     MESSAGE_LATENCY,
     MESSAGES_RECEIVED,
@@ -31,10 +34,11 @@ from quotewatch.metrics import (
     REMOTE_WRITE_REQUESTS,
     REMOTE_WRITE_SAMPLES,
     STAGE_DURATION,
+    STATE_AGE,
     sample_name,
 )
 
-UID = "quotewatch-system-performance"
+UID = SYSTEM_PERFORMANCE_UID
 
 
 def _percentiles(histogram: str, quantiles: Sequence[float] = (0.5, 0.99)) -> list[Query]:
@@ -45,8 +49,9 @@ def _latency_panel(title: str, description: str, histogram: str, width: int = 12
     return timeseries(title, description, _percentiles(histogram), unit="s", width=width)
 
 
-def build() -> Json:
-    """The System Performance dashboard JSON."""
+def build(*, job: str = DEFAULT_JOB, runbook_url: str = DEFAULT_RUNBOOK_BASE_URL) -> Json:
+    """The System Performance dashboard JSON, for `job`, linking to the runbook at
+    `runbook_url`."""
     rows = [
         [
             timeseries(
@@ -85,11 +90,12 @@ def build() -> Json:
         [
             timeseries(
                 "Dashboard staleness",
-                "Age of the state snapshot the dashboard last rendered, per instance. Above "
-                "10 s the page is showing old data: the pipeline stopped publishing state.",
+                "Seconds since the pipeline last published state, per instance, read whenever "
+                "metrics are collected (whether or not a page is open). Above 10 s the "
+                "pipeline stopped publishing: the dashboard shows old data.",
                 [
                     Query(
-                        f"max by (instance) ({selector(sample_name(DASHBOARD_UPDATE_AGE))})",
+                        f"max by (instance) ({selector(sample_name(STATE_AGE))})",
                         "{{instance}}",
                     )
                 ],
@@ -162,12 +168,13 @@ def build() -> Json:
             ),
             timeseries(
                 "Remote write: backlog",
-                "Samples queued for sending, and seconds since the last successful push (right "
-                "axis). A growing queue with a rising age means pushes are failing.",
+                "Snapshots of the registry waiting to be sent (one per push interval), and "
+                "seconds since the last successful push (right axis). A growing queue with a "
+                "rising age means pushes are failing.",
                 [
                     Query(
                         f"max by (instance) ({selector(REMOTE_WRITE_QUEUE)})",
-                        "queued: {{instance}}",
+                        "snapshots queued: {{instance}}",
                     ),
                     Query(
                         f"time() - max by (instance) ({selector(REMOTE_WRITE_LAST_SUCCESS)})",
@@ -212,4 +219,13 @@ def build() -> Json:
         description="Why is it slow or frozen? Pipeline latency and its stages, ML timings, "
         "dashboard staleness and render time, event-loop lag, the metrics pusher and the process.",
         rows=rows,
+        links=[
+            Link(
+                "Data Pipeline Health",
+                "Is every message captured and every row stored?",
+                uid=PIPELINE_HEALTH_UID,
+            ),
+            Link("Runbook", "How to read these panels, and what each alert means", url=runbook_url),
+        ],
+        job=job,
     )

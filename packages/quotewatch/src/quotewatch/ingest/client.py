@@ -40,10 +40,16 @@ from quotewatch.ingest.auth import ExchangeCredentials
 from quotewatch.ingest.exchange import ExchangeSubscriptions
 from quotewatch.ingest.parser import Feed, Parsed, ParseResult
 from quotewatch.ingest.session import FeedSession
-from quotewatch.metrics import RECONNECTIONS
+from quotewatch.metrics import RECONNECTIONS, start_at_zero
 
 _log = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 16 * 1024 * 1024
+# Why a connection ends (the `reason` label of the reconnection counter).
+RECONNECT_REASONS = ("closed", "silence", "slow_consumer", "connect_failed")
+start_at_zero(
+    (RECONNECTIONS,),
+    ({"feed": feed, "reason": reason} for feed in Feed for reason in RECONNECT_REASONS),
+)
 
 
 @dataclass(frozen=True)

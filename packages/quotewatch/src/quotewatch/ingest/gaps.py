@@ -18,6 +18,9 @@
   gap at once and ``on_gap`` fires (the session resubscribes level2). An old number is a
   duplicate, or late if it was missing.
 
+Every gap is logged as one WARNING with its product, source, first and last missing id and
+count, at most `GAP_LOG_BURST` per minute for each product and source (`GapLog`).
+
 The gauges of the newest trade per product (`coinbase_last_trade_id`, `coinbase_match_sequence`)
 matter only when read, so `TradeGaps.report` sets them from the newest trades when the session
 reports its counts, not on every trade.
@@ -25,13 +28,45 @@ reports its counts, not on every trade.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from qw_metrics import Gap, Observation, SequenceKind, SequenceTracker, counted, recorded
 
 from quotewatch.events import Heartbeat, Trade
+from quotewatch.ingest.invalid import RateLimitedLog
 from quotewatch.metrics import LAST_TRADE_ID, MATCH_SEQUENCE, MESSAGES_MISSED, SEQUENCE_GAPS
+
+_log = logging.getLogger(__name__)
+# A feed dropping many messages gaps often; a few lines a minute per stream say enough.
+GAP_LOG_BURST = 5
+GAP_LOG_INTERVAL = 60.0
+
+
+class GapLog:
+    """Logs each gap as one WARNING, rate-limited separately for each product and source."""
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self._clock = clock
+        self._logs: dict[tuple[str, str], RateLimitedLog] = {}
+
+    def gap(self, product: str, source: str, gap: Gap) -> None:
+        """Log one gap of ``product``'s ``source`` ids."""
+        log = self._logs.get((product, source))
+        if log is None:
+            options = {} if self._clock is None else {"clock": self._clock}
+            log = self._logs[product, source] = RateLimitedLog(
+                _log,
+                burst=GAP_LOG_BURST,
+                interval=GAP_LOG_INTERVAL,
+                suppressed=f"more gap warnings for {product} {source}",
+                **options,
+            )
+        log.warning(
+            "gap: product=%s source=%s missing ids %d to %d (%d missed)",
+            product, source, gap.start, gap.end, gap.missed,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +96,13 @@ def _product_labels(trade: Trade) -> Mapping[str, str]:
 class TradeGaps:
     """Exchange ``trade_id`` tracking per product, and the heartbeat ``last_trade_id`` check."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: GapLog | None = None) -> None:
+        self.log = log or GapLog()
         self.tracker: SequenceTracker[str] = SequenceTracker(
             gaps=SEQUENCE_GAPS,
             missed=MESSAGES_MISSED,
             labels=lambda product: {"product": product, "source": "trade_id"},
+            on_gap=lambda product, gap: self.log.gap(product, "trade_id", gap),
         )
         self._heartbeat_ids: dict[str, int] = {}
         self._newest: dict[str, Trade] = {}  # since the last report
@@ -94,6 +131,7 @@ class TradeGaps:
         if gap is None:
             return None
         self.heartbeat_gaps.setdefault(beat.product, []).append(gap)
+        self.log.gap(beat.product, "heartbeat", gap)
         return HeartbeatGap(beat.product, gap)
 
     def report(self) -> None:
@@ -116,14 +154,23 @@ class TradeGaps:
 class SequenceNumGaps:
     """Advanced Trade ``sequence_num`` tracking for one connection at a time."""
 
-    def __init__(self, label: str, on_gap: Callable[[Gap], None] | None = None) -> None:
+    def __init__(
+        self, label: str, on_gap: Callable[[Gap], None] | None = None, log: GapLog | None = None
+    ) -> None:
         self.label = label
+        self.log = log or GapLog()
+        self._on_gap = on_gap
         self.tracker: SequenceTracker[str] = SequenceTracker(
             gaps=SEQUENCE_GAPS,
             missed=MESSAGES_MISSED,
             labels=lambda key: {"product": key, "source": "sequence_num"},
-            on_gap=None if on_gap is None else lambda _key, gap: on_gap(gap),
+            on_gap=self._gap,
         )
+
+    def _gap(self, key: str, gap: Gap) -> None:
+        self.log.gap(key, "sequence_num", gap)
+        if self._on_gap is not None:
+            self._on_gap(gap)
 
     def frame(self, sequence_num: int) -> Observation:
         """Observe one frame's ``sequence_num``."""

@@ -52,7 +52,8 @@ class Invalid:
 
 
 class RateLimitedLog:
-    """Logs at most ``burst`` messages per ``interval`` seconds; reports how many it dropped."""
+    """Logs at most ``burst`` messages per ``interval`` seconds; reports how many it dropped
+    (as "<n> <suppressed> suppressed")."""
 
     def __init__(
         self,
@@ -61,8 +62,10 @@ class RateLimitedLog:
         burst: int = 5,
         interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        suppressed: str = "similar messages",
     ) -> None:
         self._logger = logger
+        self._suppressed = suppressed
         self._burst = burst
         self._interval = interval
         self._clock = clock
@@ -75,7 +78,7 @@ class RateLimitedLog:
         now = self._clock()
         if now - self._window_start >= self._interval:
             if self._dropped:
-                self._logger.warning("%d similar messages suppressed", self._dropped)
+                self._logger.warning("%d %s suppressed", self._dropped, self._suppressed)
             self._window_start, self._logged, self._dropped = now, 0, 0
         if self._logged >= self._burst:
             self._dropped += 1

@@ -37,7 +37,15 @@ from quotewatch.events import BookSnapshot, BookUpdate, Event, Heartbeat, Trade
 from quotewatch.ingest.gaps import SequenceNumGaps, TradeGaps
 from quotewatch.ingest.invalid import Invalid
 from quotewatch.ingest.parser import Feed, ParseResult, parse_frame
-from quotewatch.metrics import CROSSED_BOOKS, MESSAGES_RECEIVED, RESYNCS
+from quotewatch.metrics import (
+    CROSSED_BOOKS,
+    MESSAGES_MISSED,
+    MESSAGES_RECEIVED,
+    RESYNCS,
+    SEQUENCE_GAPS,
+    start_at_zero,
+    starts_at_zero,
+)
 
 Frame = str | bytes | dict[str, Any]
 # Called with each applied event and the book it updated (None if none); the result is ignored.
@@ -45,6 +53,8 @@ Consumer = Callable[[Event, OrderBook | None], object]
 FrameTap = Callable[[Frame, int, ParseResult], None]
 
 REPORT_EVERY_US = 250_000  # receive time between two reports of the frame counts
+RESYNC_REASONS = ("sequence_gap", "crossed_book")
+start_at_zero((RESYNCS,), ({"reason": reason} for reason in RESYNC_REASONS))
 
 
 class FrameCount(NamedTuple):
@@ -60,6 +70,14 @@ class Resync:
 
     reason: str
     products: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KnownSeries:
+    """The label sets of the session's per-product counters, known before any event."""
+
+    gaps: tuple[dict[str, str], ...]  # product and source of the gap trackers
+    books: tuple[dict[str, str], ...]  # product of each book
 
 
 @dataclass(slots=True)
@@ -119,9 +137,25 @@ class FeedSession:
             Trade: self._trade,
             Heartbeat: self._heartbeat,
         }
+        self._known_series()
 
     def __repr__(self) -> str:
         return f"FeedSession({self.feed}, products={list(self.books)})"
+
+    @starts_at_zero(CROSSED_BOOKS, labels_from_result=lambda known: known.books)
+    @starts_at_zero(SEQUENCE_GAPS, MESSAGES_MISSED, labels_from_result=lambda known: known.gaps)
+    def _known_series(self) -> KnownSeries:
+        """The gap sources and books of this feed and its products, so that their counters
+        read 0 before the first gap or crossed book instead of having no series."""
+        if self.feed is Feed.EXCHANGE:
+            gaps = tuple(
+                {"product": product, "source": source}
+                for product in self.products
+                for source in ("trade_id", "heartbeat")
+            )
+        else:
+            gaps = ({"product": self.sequence.label, "source": "sequence_num"},)
+        return KnownSeries(gaps, tuple({"product": product} for product in self.products))
 
     def book(self, product: str) -> OrderBook:
         """The book of ``product`` (created empty and not ready if unseen)."""

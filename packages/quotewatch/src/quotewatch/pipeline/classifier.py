@@ -114,12 +114,14 @@ class OnlineClassifier:
         """The model's state as of the last mini-batch."""
         return self._state
 
-    @timed(ML_PREDICT)
     def predict(self, features: Sequence[float]) -> float | None:
         """P(label 1) for one feature vector, or None during warm-up."""
         weights = self._weights
-        if weights is None:
-            return None
+        # A warm-up call predicts nothing: timing it would fill the histogram with no-ops.
+        return None if weights is None else self._probability(weights, features)
+
+    @timed(ML_PREDICT)
+    def _probability(self, weights: tuple[float, ...], features: Sequence[float]) -> float:
         z = self._bias
         for w, x in zip(weights, features, strict=True):
             z += w * x

@@ -19,10 +19,11 @@ product P:
 6. a new `ProductState` is published and returned; the message's latency (frame receipt, which
    the state carries as `received_at`, to here) is recorded from it.
 
-Counters (rows expected per table, predictions per class, labeler evictions, the order-book
-update rate) are kept
-as plain integers and reported in increments by `report_counts` every 0.25 s and at `close`:
-a decorated call per message per counter cost more than the pipeline's own arithmetic.
+Counters (predictions per class, labeler evictions, the order-book update rate) are kept as
+plain integers and reported in increments by `report_counts` every 0.25 s and at `close`: a
+decorated call per message per counter cost more than the pipeline's own arithmetic. Rows
+produced per table are read at collect time (`rows_produced`), so completeness compares them
+with storage's rows at one moment, with no reporting lag.
 
 A trade goes to P's trade buffer and `raw_trades`; after a snapshot the same steps as an update
 run (with the receive time when the snapshot has no exchange time). Events for products not
@@ -49,7 +50,7 @@ from quotewatch.metrics import (
     MESSAGE_LATENCY,
     ML_PREDICTIONS,
     ORDERBOOK_RATE,
-    ROWS_EXPECTED,
+    ROW_ACCOUNTS,
 )
 from quotewatch.pipeline.candles import CandleBuilder
 from quotewatch.pipeline.classifier import OnlineClassifier
@@ -102,7 +103,6 @@ class CountsReport:
     evictions: int
     predicted_zeros: int
     predicted_ones: int
-    rows: Mapping[str, int]
 
 
 class _FloatCache(dict[Decimal, float]):
@@ -149,6 +149,7 @@ def _latency(state: ProductState | None) -> float | None:
     return None if state is None else seconds_since(state.received_at)
 
 
+@ROW_ACCOUNTS.source
 class Pipeline:
     """Turns feed events into features, predictions, storage rows and state snapshots."""
 
@@ -228,10 +229,6 @@ class Pipeline:
     @counted(LABELER_EVICTIONS, amount=lambda r: r.evictions)
     @counted(ML_PREDICTIONS, prediction="0", amount=lambda r: r.predicted_zeros)
     @counted(ML_PREDICTIONS, prediction="1", amount=lambda r: r.predicted_ones)
-    @counted(ROWS_EXPECTED, table="raw_orderbook", amount=lambda r: r.rows["raw_orderbook"])
-    @counted(ROWS_EXPECTED, table="raw_trades", amount=lambda r: r.rows["raw_trades"])
-    @counted(ROWS_EXPECTED, table="features", amount=lambda r: r.rows["features"])
-    @counted(ROWS_EXPECTED, table="predictions", amount=lambda r: r.rows["predictions"])
     def report_counts(self) -> CountsReport:
         """The counters' increments since the last report (called every 0.25 s and by close)."""
         stats, last = self.stats, self._reported
@@ -241,10 +238,13 @@ class Pipeline:
             evictions=stats.evictions - last.evictions,
             predicted_zeros=stats.predictions - last.predictions - ones,
             predicted_ones=ones,
-            rows={t: n - last.rows[t] for t, n in stats.rows.items()},
         )
-        self._reported = replace(stats, rows=dict(stats.rows))
+        self._reported = replace(stats)
         return report
+
+    def rows_produced(self) -> Mapping[str, int]:
+        """Rows handed to storage per table since the start (safe from any thread)."""
+        return self.stats.rows
 
     def _on_book(
         self,

@@ -39,9 +39,11 @@ from quotewatch.metrics import (
     FLUSH_ERRORS,
     FLUSH_ROWS,
     FLUSHES,
+    ROW_ACCOUNTS,
     ROWS_WRITTEN,
     SPILLED_ROWS,
     STORAGE_WRITER_BUFFER,
+    starts_at_zero,
 )
 from quotewatch.rows import FEATURE_COLUMNS, TABLE_NAMES, RowSink
 from quotewatch.storage.buffers import (
@@ -117,6 +119,11 @@ def _rows(result: FlushResult) -> float:
     return result.rows
 
 
+def _table_labels(tables: Sequence[str]) -> list[dict[str, str]]:
+    return [{"table": name} for name in tables]
+
+
+@ROW_ACCOUNTS.holder
 @track_buffer(STORAGE_WRITER_BUFFER, capacity="capacity")
 class StorageWriter(RowSink):
     """Thread-safe, non-blocking writer of the four quotewatch tables (see `tables.py`)."""
@@ -157,7 +164,8 @@ class StorageWriter(RowSink):
         self._counts = {name: TableCounts() for name in TABLE_NAMES}
         self._lock = threading.Lock()  # guards every hand-off of rows (see the module doc)
         self._pending: dict[str, list[Batch]] = {name: [] for name in TABLE_NAMES}
-        self._converting: dict[str, Any] = {}  # table -> rows drained, not yet a batch
+        self._converting: dict[str, tuple[Any, int]] = {}  # table -> (rows drained, count)
+        self._spill_waiting = dict.fromkeys(TABLE_NAMES, 0)  # rows this run spilled, unrecovered
         self._abandoned = False  # close() took the flusher's rows over
         self._retry_at = dict.fromkeys(TABLE_NAMES, 0.0)
         self._retry_wait = dict.fromkeys(TABLE_NAMES, RETRY_MIN)
@@ -172,6 +180,7 @@ class StorageWriter(RowSink):
         self._closing = threading.Event()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="storage-writer", daemon=True)
+        self._writes()
         self._wake.set()  # the first pass recovers spill files left by an earlier run
         self._thread.start()
 
@@ -277,6 +286,19 @@ class StorageWriter(RowSink):
         with self._lock:
             pending = sum(b.rows for batches in self._pending.values() for b in batches)
         return sum(len(buf) for buf in self._buffers.values()) + pending
+
+    def rows_held(self) -> dict[str, int]:
+        """Rows per table submitted and not committed that this writer still holds: buffered,
+        being converted, awaiting a retry, or spilled by this run and not yet recovered."""
+        with self._lock:
+            held = {
+                name: len(buf) + self._spill_waiting[name] for name, buf in self._buffers.items()
+            }
+            for name, (_, rows) in self._converting.items():
+                held[name] += rows
+            for name, batches in self._pending.items():
+                held[name] += sum(b.rows for b in batches)
+        return held
 
     def submitted(self) -> dict[str, int]:
         """Rows submitted per table since the writer started."""
@@ -389,9 +411,11 @@ class StorageWriter(RowSink):
         """Drain the table's buffer into a pending batch, the drained rows visible to close()."""
         buf = self._buffers[name]
         with self._lock:
-            if not len(buf) or not self._still_owner():
+            rows = len(buf)
+            if not rows or not self._still_owner():
                 return
-            drained = self._converting[name] = buf.drain()
+            drained = buf.drain()
+            self._converting[name] = (drained, rows)
         self._add_batch(name, drained)
 
     def _add_batch(self, name: str, drained: Any) -> None:
@@ -422,6 +446,15 @@ class StorageWriter(RowSink):
                 self._catalog = build_catalog(self.config)
             self._tables.update(ensure_tables(self._catalog))
         return self._tables[name]
+
+    @starts_at_zero(
+        ROWS_WRITTEN, FLUSHES, FLUSH_ERRORS, SPILLED_ROWS, FLUSH_DURATION, FLUSH_ROWS,
+        labels_from_result=_table_labels,
+    )  # fmt: skip
+    def _writes(self) -> tuple[str, ...]:
+        """The tables this writer writes: their counters read 0 from its start, so the first
+        push already carries them (the same samples as the rows the pipeline produced)."""
+        return tuple(self._buffers)
 
     @counted(ROWS_WRITTEN, amount=_rows, labels_from_result=FlushResult.ok)
     @counted(FLUSHES, labels_from_result=FlushResult.ok)
@@ -462,6 +495,7 @@ class StorageWriter(RowSink):
                 return FlushResult(name, 0)  # close() took these over and spills them itself
             self._spilled_ids.update(b.batch_id for b in written)
             self._counts[name].spilled += spilled
+            self._spill_waiting[name] += spilled
             self._spills_waiting[name] = True
         log.warning("spilled %d %s rows to %s", spilled, name, self.data_dir / "spill" / name)
         return FlushResult(name, spilled)
@@ -486,6 +520,7 @@ class StorageWriter(RowSink):
             if self._still_owner():
                 ours = sum(b.rows for b in committed if b.batch_id in self._spilled_ids)
                 self._counts[name].written += ours
+                self._spill_waiting[name] -= ours
                 self._counts[name].recovered += sum(b.rows for b in committed) - ours
                 self._spills_waiting[name] = False
         return FlushResult(name, sum(b.rows for b in committed))
@@ -494,7 +529,8 @@ class StorageWriter(RowSink):
         """Take every row from the flusher thread that missed the deadline and spill it here."""
         with self._lock:
             self._abandoned = True
-            converting, self._converting = self._converting, {}
+            converting = {name: rows for name, (rows, _) in self._converting.items()}
+            self._converting = {}
             drained = {name: buf.drain() for name, buf in self._buffers.items() if len(buf)}
         for name in TABLE_NAMES:
             for rows in (converting.get(name), drained.get(name)):
