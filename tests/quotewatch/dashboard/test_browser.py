@@ -1,10 +1,14 @@
 """The dashboard in headless Chromium against a real pipeline fed by the simulated exchange.
 
-The app is a real `quotewatch run --no-storage` process (pipeline + dashboard, as in the demo)
-connected over loopback to the simulated exchange (`LocalExchange`), which the test runs in a
-thread. Stopping the exchange stops the feed while the dashboard keeps serving, which is what
-the staleness warning is for. (`quotewatch demo` runs its exchange inside the app process, so
-its feed cannot be stopped without stopping the page too.)
+The first test runs a real `quotewatch run --no-storage` process (pipeline + dashboard, as in
+the demo) connected over loopback to the simulated exchange (`LocalExchange`), which the test
+runs in a thread. Stopping the exchange stops the feed while the dashboard keeps serving, which
+is what the staleness warning is for. (`quotewatch demo` runs its exchange inside the app
+process, so its feed cannot be stopped without stopping the page too.)
+
+The second runs `quotewatch demo` itself, storage included, dropping trades at the source, and
+opens both pages after 30 s: every health chart must show data, except the remote-write one,
+which says remote write is off (no push URL is set).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from quotewatch.dashboard.health import CHARTS
 from quotewatch.simulate.server import LocalExchange
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -195,3 +200,106 @@ def test_pages_update_fill_and_warn_when_the_feed_stops(
     )
     assert text(browser, "staleness-warning").startswith("Stale: no update for")
     browser.save_screenshot(str(SCREENSHOTS / "live-stale.png"))
+
+
+DEMO_SECONDS = 30.0
+# Every chart of the health page.
+HEALTH_GRAPHS = ("health-completeness-chart", "health-buffers-chart", *(c.graph_id for c in CHARTS))
+
+
+def chart_texts(driver: webdriver.Chrome, graph_id: str) -> list[str]:
+    """The annotation texts of a chart (where "no data yet" and the like are written)."""
+    texts = driver.execute_script(
+        "const g = document.querySelector(arguments[0] + ' .js-plotly-plot');"
+        "return g && g.layout ? (g.layout.annotations || []).map(a => a.text) : null;",
+        f"#{graph_id}",
+    )
+    return list(texts or [])
+
+
+@pytest.fixture
+def demo_app(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path / "demo.log"
+    app = quotewatch(
+        "demo",
+        "--port", str(port),
+        "--data-dir", str(tmp_path / "data"),
+        "--drop-matches", "0.05",
+        "--seed", "180",
+        "--flush-interval", "2",
+        log=log,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(
+            lambda: httpx.get(url + "/health", timeout=1).status_code == 200,
+            "the demo",
+            log,
+            timeout=60,
+        )
+        started = time.monotonic()
+        yield url
+        assert time.monotonic() - started >= DEMO_SECONDS
+    finally:
+        stop(app)
+
+
+@pytest.mark.chromium
+def test_after_30_s_of_a_faulty_demo_every_health_chart_has_data(
+    browser: webdriver.Chrome, demo_app: str
+) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    time.sleep(DEMO_SECONDS)  # the demo runs for 30 s before anyone looks
+    browser.set_window_size(1400, 1000)
+    browser.get(demo_app + "/")
+    WebDriverWait(browser, 15, poll_frequency=0.1).until(
+        lambda d: text(d, "mid-value") not in ("", "—")
+    )
+    WebDriverWait(browser, 15, poll_frequency=0.1).until(lambda d: traces(d, "candles-chart") >= 1)
+    assert not browser.find_element(By.ID, "staleness-warning").is_displayed()
+    browser.save_screenshot(str(SCREENSHOTS / "demo-live.png"))
+
+    browser.get(demo_app + "/system-health")
+    WebDriverWait(browser, 15, poll_frequency=0.2).until(
+        lambda d: (
+            text(d, "health-updated").startswith("Metrics scraped")
+            and traces(d, "health-msg-rate-chart") >= 1
+        )
+    )
+    empty = {
+        graph: chart_texts(browser, graph)
+        for graph in HEALTH_GRAPHS
+        if chart_texts(browser, graph) or traces_or_bars(browser, graph) == 0
+    }
+    assert empty.pop("health-remote-write-chart") == ["remote write is off (no push URL)"]
+    # 512 labelled samples make the first mini-batch: at about 20 book updates a second that
+    # is near 30 s. Before it, the chart says so; after it, it has data.
+    trained = metric_value(demo_app, "ml_train_duration_seconds_count")
+    if trained == 0:
+        assert empty.pop("health-ml-chart") == ["no training batch yet: model warming up"]
+    assert empty == {}, empty
+    # Trades were dropped at the source: the gaps are counted, and nothing stored is missing.
+    assert int(text(browser, "health-trade-gaps-value").replace(",", "")) >= 1
+    assert text(browser, "health-completeness-value") == "100.0%"
+    assert text(browser, "health-remote-write-value") == "off"
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1400, int(height) + 200)
+    browser.save_screenshot(str(SCREENSHOTS / "demo-health.png"))
+
+
+def metric_value(url: str, sample: str) -> float:
+    """The value of an unlabelled sample on the app's /metrics."""
+    body = httpx.get(url + "/metrics", timeout=5).raise_for_status().text
+    (line,) = [line for line in body.splitlines() if line.startswith(sample + " ")]
+    return float(line.split()[1])
+
+
+def traces_or_bars(driver: webdriver.Chrome, graph_id: str) -> int:
+    """Traces with points, bar charts included (their values are on x or y)."""
+    count = driver.execute_script(
+        "const g = document.querySelector(arguments[0] + ' .js-plotly-plot');"
+        "return g && g.data ? g.data.filter(t => (t.x || t.y || []).length > 0).length : 0;",
+        f"#{graph_id}",
+    )
+    return int(count)

@@ -149,6 +149,7 @@ def test_without_a_pusher_remote_write_reads_off_and_empty_charts_say_so() -> No
         for c, f in zip(CHARTS, figures[:-1], strict=True)
     }
     assert texts.pop("remote_write") == "remote write is off (no push URL)"
+    assert texts.pop("ml") == "no training batch yet: model warming up"
     assert set(texts.values()) == {"no data yet"}
 
 

@@ -213,7 +213,8 @@ def render_health(
         values.extend(card_value)
     values.append(_completeness_figure(summary))
     values.append(_buffers_figure(latest))
-    values.extend(_chart_figures(points))
+    trained = bool(latest and latest.total(f"{TRAIN}_count"))
+    values.extend(_chart_figures(points, trained=trained))
     if summary is None:
         values.append("Collecting metrics… (the first numbers need two scrapes)")
     else:
@@ -344,8 +345,18 @@ def _buffers_figure(last: Scrape | None) -> Figure:
     return fig
 
 
-def _chart_figures(points: Sequence[Point]) -> list[Figure]:
-    """Every time-series chart, from one pass over the points."""
+def _empty_text(chart: Chart, points: Sequence[Point], *, pushing: bool, trained: bool) -> str:
+    """What an empty chart says: why it is empty, where that is known."""
+    if points and chart.key == "remote_write" and not pushing:
+        return "remote write is off (no push URL)"
+    if points and chart.key == "ml" and not trained:
+        return "no training batch yet: model warming up"
+    return "no data yet"
+
+
+def _chart_figures(points: Sequence[Point], *, trained: bool) -> list[Figure]:
+    """Every time-series chart, from one pass over the points; `trained` says whether the
+    model has trained a mini-batch yet (predictions start only after its warm-up)."""
     series: dict[str, dict[str, tuple[list[float], list[float | None]]]] = {
         chart.key: {} for chart in CHARTS
     }
@@ -373,8 +384,7 @@ def _chart_figures(points: Sequence[Point]) -> list[Figure]:
             if chart.stacked:
                 trace["stackgroup"] = "one"
             data.append(trace)
-        off = chart.key == "remote_write" and not pushing and bool(points)
-        empty = "remote write is off (no push URL)" if off else "no data yet"
+        empty = _empty_text(chart, points, pushing=pushing, trained=trained)
         figures.append(figure(data, height=220, y_title=chart.y_title, empty_text=empty))
     return figures
 
