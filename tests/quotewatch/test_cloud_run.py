@@ -100,6 +100,32 @@ def test_configure_logging_picks_json_on_cloud_run_only() -> None:
         root.setLevel(level)
 
 
+def test_httpx_logs_no_line_per_metrics_push() -> None:
+    httpx_log = logging.getLogger("httpx")
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, httpx_log.level
+    try:
+        root.handlers = []
+        configure_logging(environ={})
+        assert not httpx_log.isEnabledFor(logging.INFO)
+        assert httpx_log.isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers, level, httpx_level = saved
+        root.setLevel(level)
+        httpx_log.setLevel(httpx_level)
+
+
+def test_job_and_runbook_base_url_come_from_the_environment() -> None:
+    defaults = Settings.resolve(environ={})
+    assert defaults.job == "quotewatch"
+    assert defaults.runbook_base_url.startswith("https://")
+    settings = Settings.resolve(
+        environ={"QW_JOB": "qw-eu", "QW_RUNBOOK_BASE_URL": "https://wiki.example/qw"}
+    )
+    assert (settings.job, settings.runbook_base_url) == ("qw-eu", "https://wiki.example/qw")
+    assert {"QW_JOB", "QW_RUNBOOK_BASE_URL"} <= set(Settings.environment_variables())
+
+
 def _snapshot(connected: bool, last: float | None) -> Snapshot:
     return Snapshot(time.time(), {}, FeedStatus("exchange", connected, 3, last, ""))
 

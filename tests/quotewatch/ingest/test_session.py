@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 from quotewatch.events import BookUpdate, Event, Trade
+from quotewatch.ingest.client import RECONNECT_REASONS
+from quotewatch.ingest.gaps import GAP_LOG_BURST, GAP_LOG_INTERVAL, GapLog
+from quotewatch.ingest.invalid import InvalidReason
 from quotewatch.ingest.parser import Feed
-from quotewatch.ingest.session import REPORT_EVERY_US, FeedSession, Resync
+from quotewatch.ingest.session import REPORT_EVERY_US, RESYNC_REASONS, FeedSession, Resync
 from quotewatch.ingest.summary import feed_summary
+from qw_metrics import Gap
 from support.coinbase_messages import ADVANCED, EXCHANGE
 
 
@@ -151,3 +157,62 @@ def test_frames_are_counted_by_type_at_most_every_quarter_second_of_receive_time
     session.report_counts()  # what the runner and a replay do at the end
     assert received() == before + 4
     assert session.stats.messages["l2update"] == 4
+
+
+def test_every_counter_a_panel_reads_has_its_series_at_zero_before_any_event() -> None:
+    def exists(name: str, **labels: str) -> bool:
+        return REGISTRY.get_sample_value(name, labels) is not None
+
+    FeedSession(Feed.EXCHANGE, products=["AVAX-USD", "LINK-USD"])
+    FeedSession(Feed.ADVANCED, products=["XRP-USD"])
+    for product in ("AVAX-USD", "LINK-USD"):
+        for source in ("trade_id", "heartbeat"):
+            assert sample("coinbase_sequence_gaps_total", product=product, source=source) == 0
+            assert exists("coinbase_messages_missed_total", product=product, source=source)
+        assert exists("orderbook_crossed_total", product=product)
+    assert exists("coinbase_sequence_gaps_total", product="XRP-USD", source="sequence_num")
+    assert not exists("coinbase_sequence_gaps_total", product="XRP-USD", source="trade_id")
+    assert all(exists("coinbase_messages_invalid_total", reason=r) for r in InvalidReason)
+    assert all(exists("coinbase_resyncs_total", reason=r) for r in RESYNC_REASONS)
+    assert all(
+        exists("websocket_reconnections_total", feed=feed, reason=reason)
+        for feed in Feed
+        for reason in RECONNECT_REASONS
+    )
+
+
+def test_each_gap_logs_one_warning_with_product_source_ids_and_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session = FeedSession(Feed.EXCHANGE, products=["DOGE-USD"])
+    with caplog.at_level(logging.WARNING, logger="quotewatch.ingest.gaps"):
+        for i, trade_id in enumerate((100, 101, 104, 105)):
+            session.handle_frame(match("DOGE-USD", trade_id), i + 1)
+        session.handle_frame(heartbeat("DOGE-USD", 105), 10)
+        session.handle_frame(heartbeat("DOGE-USD", 108), 11)
+        session.handle_frame(heartbeat("DOGE-USD", 108), 12)  # proves 106..108 lost
+    gaps = [r for r in caplog.records if r.name == "quotewatch.ingest.gaps"]
+    assert {r.levelno for r in gaps} == {logging.WARNING}
+    assert [r.getMessage() for r in gaps] == [
+        "gap: product=DOGE-USD source=trade_id missing ids 102 to 103 (2 missed)",
+        "gap: product=DOGE-USD source=heartbeat missing ids 106 to 108 (3 missed)",
+    ]
+
+
+def test_gap_warnings_are_rate_limited_per_product_and_source(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    log = GapLog(clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="quotewatch.ingest.gaps"):
+        for i in range(GAP_LOG_BURST + 3):
+            log.gap("BTC-USD", "trade_id", Gap(10 * i, 10 * i + 1))
+        log.gap("ETH-USD", "trade_id", Gap(7, 7))  # its own budget
+        now[0] = GAP_LOG_INTERVAL
+        log.gap("BTC-USD", "trade_id", Gap(500, 500))
+    lines = [r.getMessage() for r in caplog.records]
+    btc = [line for line in lines if "product=BTC-USD" in line]
+    assert len(btc) == GAP_LOG_BURST + 1
+    assert "product=ETH-USD source=trade_id missing ids 7 to 7 (1 missed)" in lines[-3]
+    assert lines[-2] == "3 more gap warnings for BTC-USD trade_id suppressed"
+    assert lines[-1].endswith("missing ids 500 to 500 (1 missed)")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
+from quotewatch.metrics import FAST_BUCKETS, LATENCY_BUCKETS
 from quotewatch.pipeline.classifier import OnlineClassifier
 from quotewatch.pipeline.labeler import Labelled, Sample
+from qw_metrics import StageConfigError, configure_stages
 
 NAMES = ("a", "b", "c")
 
@@ -69,3 +72,39 @@ def test_recent_accuracy_counts_only_predicted_samples() -> None:
 def test_bad_parameters_are_named() -> None:
     with pytest.raises(ValueError, match="batch size"):
         OnlineClassifier(NAMES, batch_size=0)
+
+
+def _predict_buckets() -> dict[float, float]:
+    return {
+        float(s.labels["le"]): s.value
+        for family in REGISTRY.collect()
+        if family.name == "ml_predict_duration_seconds"
+        for s in family.samples
+        if s.name.endswith("_bucket")
+    }
+
+
+def test_warm_up_calls_are_not_timed_and_predictions_land_in_microsecond_buckets() -> None:
+    rng = np.random.default_rng(2)
+    clf = OnlineClassifier(NAMES, batch_size=64, warmup_per_class=20)
+    before = _predict_buckets()
+    assert clf.predict((5.0, -3.0, 0.0)) is None
+    assert _predict_buckets() == before  # a warm-up call predicts nothing: not timed
+    for _ in range(10):
+        clf.learn(labelled(rng, 64))
+    for _ in range(100):
+        assert clf.predict((5.0, -3.0, 0.0)) is not None
+    after = _predict_buckets()
+    assert after[float("inf")] - before[float("inf")] == 100
+    # A prediction takes a microsecond or so: most land well below the old 50 µs first bucket.
+    assert after[16e-6] - before[16e-6] >= 50
+    assert min(after) == 250e-9
+
+
+def test_stage_timings_resolve_from_250_ns() -> None:
+    assert FAST_BUCKETS[:3] == (250e-9, 500e-9, 1e-6)
+    # The stage histogram of the process registry was configured with them (the same settings
+    # again are accepted; any other buckets are refused).
+    configure_stages(buckets=FAST_BUCKETS)
+    with pytest.raises(StageConfigError):
+        configure_stages(buckets=LATENCY_BUCKETS)
