@@ -1,7 +1,7 @@
 """qw-metrics: decorator-first Prometheus instrumentation with a native remote-write client."""
 
 from qw_metrics._values import native_speedups
-from qw_metrics._wrappers import Timed
+from qw_metrics._wrappers import Timed, instrumentation_disabled
 from qw_metrics.budget import DEFAULT_MAX_SERIES, SeriesBudget, series_budget, set_series_budget
 from qw_metrics.buffers import track_buffer
 from qw_metrics.counting import counted, recorded, seconds_since
@@ -51,6 +51,7 @@ __all__ = [
     "configure_stages",
     "counted",
     "exponential_buckets",
+    "instrumentation_disabled",
     "native_speedups",
     "recorded",
     "seconds_since",
