@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -117,3 +119,15 @@ def test_state_reflects_the_book_and_the_model(ran: Any) -> None:
     labels = Counter(p["label"] for p in sink.rows["predictions"])
     assert labels[0] > 0
     assert labels[1] > 0
+
+
+def test_rows_expected_are_read_at_collect_time_without_keeping_the_pipeline() -> None:
+    before = expected_rows("raw_trades")
+    pipeline = Pipeline(["BTC-USD"], StateStore(), RecordingSink())
+    pipeline.stats.rows["raw_trades"] += 3  # as `_write_trade` counts a submitted row
+    assert expected_rows("raw_trades") == before + 3  # no report needed: read when collected
+    gone = weakref.ref(pipeline)
+    del pipeline
+    gc.collect()
+    assert gone() is None
+    assert expected_rows("raw_trades") == before + 3  # a finished pipeline's rows still count

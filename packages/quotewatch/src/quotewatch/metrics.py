@@ -210,7 +210,8 @@ class _Instances:
 
 
 class RowSource(Protocol):
-    """What a pipeline shows: rows produced for storage per table, since it started."""
+    """What a pipeline shows: rows produced for storage per table, since it started, as a
+    mapping it updates in place (so it can be read without keeping the pipeline alive)."""
 
     def rows_produced(self) -> Mapping[str, int]: ...
 
@@ -228,7 +229,8 @@ class RowAccounts:
     within microseconds of each other (this collector is registered right after
     `iceberg_rows_written_total`), so a row never counts as both pending and written, or as
     neither, and a healthy run reads exactly 100%. Expected rows are summed over every pipeline
-    the process made, finished ones included, so the counter never goes down.
+    the process made, finished ones included, so the counter never goes down; only each one's
+    small row-count mapping is kept, not the pipeline.
     """
 
     EXPECTED = "pipeline_rows_expected"
@@ -237,7 +239,7 @@ class RowAccounts:
     def __init__(self, tables: Iterable[str]) -> None:
         self.tables = tuple(tables)
         self._lock = threading.Lock()
-        self._sources: list[RowSource] = []
+        self._produced: list[Mapping[str, int]] = []
         self.holders = _Instances()
 
     def source(self, cls: type[T]) -> type[T]:
@@ -246,7 +248,7 @@ class RowAccounts:
 
     def _add_source(self, obj: RowSource) -> None:
         with self._lock:
-            self._sources.append(obj)
+            self._produced.append(obj.rows_produced())
 
     def holder(self, cls: type[T]) -> type[T]:
         """Class decorator: every live instance's `rows_held()` adds to the pending rows."""
@@ -264,10 +266,10 @@ class RowAccounts:
             for table, rows in writer.rows_held().items():
                 pending[table] = pending.get(table, 0.0) + rows
         with self._lock:
-            sources = list(self._sources)
+            produced = list(self._produced)
         expected: dict[str, float] = dict.fromkeys(self.tables, 0.0)
-        for pipeline in sources:
-            for table, rows in pipeline.rows_produced().items():
+        for counts in produced:
+            for table, rows in counts.items():
                 expected[table] = expected.get(table, 0.0) + rows
         return self._families(expected, pending)
 

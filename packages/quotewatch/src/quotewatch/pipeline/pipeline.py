@@ -243,7 +243,8 @@ class Pipeline:
         return report
 
     def rows_produced(self) -> Mapping[str, int]:
-        """Rows handed to storage per table since the start (safe from any thread)."""
+        """Rows handed to storage per table since the start: a mapping this pipeline updates
+        in place (safe to read from any thread)."""
         return self.stats.rows
 
     def _on_book(
@@ -344,7 +345,7 @@ class Pipeline:
             self.state.update_product(state)
         return state
 
-    # --- storage: every row is counted in stats.rows, reported as rows expected -------------
+    # --- storage: every row is counted in stats.rows, read at collect time as rows expected --
 
     @timed(stage="writer")
     def _write(
