@@ -39,10 +39,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from qw_metrics import Counter as LeanCounter
 from qw_metrics import Histogram as LeanHistogram
-from qw_metrics import RollingRate, configure_stages, exponential_buckets, stage_histogram
-
-# qw_metrics exports no check of QW_METRICS_DISABLED; its decorators apply this one.
-from qw_metrics._wrappers import instrumentation_disabled
+from qw_metrics import (
+    RollingRate,
+    configure_stages,
+    exponential_buckets,
+    instrumentation_disabled,
+    stage_histogram,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
