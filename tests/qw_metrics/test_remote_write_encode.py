@@ -19,7 +19,9 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from qw_metrics.remote_write import InvalidSeriesError, WriteRequestEncoder
-from qw_metrics.remote_write.compress import compress_block
+from qw_metrics.remote_write.collect import read_registry
+from qw_metrics.remote_write.compress import compress_block, decompress_block
+from qw_metrics.remote_write.remote_pb2 import MetricMetadata, WriteRequest
 from support.remote_write import TS, Series, decode
 
 
@@ -302,3 +304,43 @@ def test_decoding_gives_back_exactly_the_registry_samples(
     collected = list(registry.collect())
     again = encoder.encode(collected, ts + 1)
     assert same(decode(again), expected(collected, external, ts + 1))
+
+
+def test_metadata_names_each_family_as_its_exposition_does() -> None:
+    registry = CollectorRegistry()
+    Counter("frames", "Frames received.", ["type"], registry=registry).labels("match").inc()
+    Histogram("flush_seconds", "Flush time.", unit="seconds", registry=registry).observe(0.1)
+    Gauge("depth", "Book depth.", registry=registry).set(3)
+    Counter("never", "No children yet.", ["x"], registry=registry)  # no samples: no metadata
+    encoder = WriteRequestEncoder()
+    (request,) = encoder.encode_metadata(read_registry(registry))
+    assert request.samples == 0
+    message = WriteRequest.FromString(decompress_block(request.body))
+    assert list(message.timeseries) == []
+    got = {(m.metric_family_name, m.type, m.help, m.unit) for m in message.metadata}
+    kinds = MetricMetadata.MetricType
+    assert got == {
+        ("frames_total", kinds.COUNTER, "Frames received.", ""),
+        ("flush_seconds", kinds.HISTOGRAM, "Flush time.", "seconds"),
+        ("depth", kinds.GAUGE, "Book depth.", ""),
+    }
+    # The same from collected families as from the direct read.
+    collected = encoder.encode_metadata(registry.collect())
+    assert decompress_block(collected[0].body) == decompress_block(request.body)
+
+
+def test_staleness_markers_end_exactly_the_series_of_the_last_encode() -> None:
+    registry = CollectorRegistry()
+    gauge = Gauge("level", "l", ["side"], registry=registry)
+    gauge.labels("bid").set(1)
+    gauge.labels("ask").set(2)
+    encoder = WriteRequestEncoder({"job": "t"})
+    encoder.encode(read_registry(registry), TS)
+    stale = decode(encoder.encode_stale(TS + 1))
+    assert sorted(labels for labels, _, _ in stale) == [
+        (("__name__", "level"), ("job", "t"), ("side", "ask")),
+        (("__name__", "level"), ("job", "t"), ("side", "bid")),
+    ]
+    for _, value, stamp in stale:
+        assert stamp == TS + 1
+        assert struct.pack("<d", value) == struct.pack("<Q", 0x7FF0000000000002)

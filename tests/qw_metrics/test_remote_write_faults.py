@@ -402,3 +402,28 @@ def test_a_failing_receiver_is_logged_once_and_its_recovery_once(
     assert len(messages) == 2
     assert "failing (HTTP 503)" in messages[0]
     assert "recovered after 12 failed attempts" in messages[1]
+
+
+def test_metadata_goes_with_the_first_snapshot_then_every_ten_minutes(
+    receiver: Receiver,
+) -> None:
+    registry = CollectorRegistry()
+    Gauge("rw_meta_level", "Level of the thing.", registry=registry).set(1)
+    clock = StepClock()  # 15 s per snapshot: 40 snapshots are 10 minutes
+    pusher = _pusher(receiver.url, registry, clock=clock)
+    pusher.start()
+    _wait_for(lambda: clock.calls >= 45, timeout=20.0)
+    pusher.stop(flush=True)
+    with_metadata = [
+        i for i, r in enumerate(receiver.accepted) if any(m.help for m in r.request.metadata)
+    ]
+    assert len(with_metadata) >= 2
+    first = receiver.accepted[with_metadata[0]].request
+    assert ("rw_meta_level", "Level of the thing.") in {
+        (m.metric_family_name, m.help) for m in first.metadata
+    }
+    assert list(first.timeseries) == []  # a request of its own, after the snapshot's samples
+    # Between the two sends, 40 snapshots of samples only (the 41st's samples come first).
+    between = receiver.accepted[with_metadata[0] + 1 : with_metadata[1]]
+    assert all(r.request.timeseries and not r.request.metadata for r in between)
+    assert len(between) == 40
