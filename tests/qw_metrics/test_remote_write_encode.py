@@ -21,7 +21,7 @@ from prometheus_client.metrics_core import (
 from qw_metrics.remote_write import InvalidSeriesError, WriteRequestEncoder
 from qw_metrics.remote_write.collect import read_registry
 from qw_metrics.remote_write.compress import compress_block, decompress_block
-from qw_metrics.remote_write.remote_pb2 import MetricMetadata, WriteRequest
+from support.remote_pb2 import MetricMetadata, WriteRequest
 from support.remote_write import TS, Series, decode
 
 

@@ -17,7 +17,7 @@ from qw_metrics.remote_write import Backoff, SendOutcome
 from qw_metrics.remote_write.compress import decompress_block
 from qw_metrics.remote_write.encode import WriteRequestEncoder
 from qw_metrics.remote_write.metrics import RemoteWriteMetrics
-from qw_metrics.remote_write.remote_pb2 import WriteRequest
+from support.remote_pb2 import WriteRequest
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,9 @@ def build(dist: Path, env: dict[str, str] | None = None) -> subprocess.Completed
     (sdist,) = dist.glob("qw_metrics-*.tar.gz")
     with tarfile.open(sdist) as archive:
         sources = {name.partition("/")[2] for name in archive.getnames()}
-    assert {"setup.py", "src/qw_metrics/_speedups.c", "src/qw_metrics/_speedups.pyi"} <= sources
+    shipped = {"setup.py", "LICENSE", "src/qw_metrics/_speedups.c", "src/qw_metrics/_speedups.pyi",
+               "src/qw_metrics/remote_write/remote.proto"}  # fmt: skip
+    assert shipped <= sources
     return done
 
 
@@ -77,6 +79,80 @@ def test_without_a_c_compiler_the_package_builds_in_pure_python(tmp_path: Path) 
     names = zipfile.ZipFile(wheel).namelist()
     assert "qw_metrics/_values.py" in names
     assert not [n for n in names if n.endswith(".so")]
+
+
+def declared_floors() -> dict[str, str]:
+    """Each runtime dependency of qw-metrics with the lowest version its metadata allows."""
+    text = (ROOT / "packages" / "qw-metrics" / "pyproject.toml").read_text()
+    block = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+    floors = {}
+    for line in block.splitlines():
+        spec = line.strip().strip('",')
+        if spec:
+            name, _, version = spec.partition(">=")
+            floors[name] = version
+    return floors
+
+
+IMPORT_EVERYTHING = textwrap.dedent(
+    """
+    import importlib, pkgutil, qw_metrics
+    names = [m.name for m in pkgutil.walk_packages(qw_metrics.__path__, "qw_metrics.")]
+    for name in names:
+        importlib.import_module(name)
+    print("MODULES", len(names))
+    """
+)
+
+
+@pytest.mark.parametrize("compiler", [True, False], ids=["with-compiler", "pure-python"])
+def test_wheels_work_at_the_lowest_declared_dependency_versions(
+    tmp_path: Path, compiler: bool
+) -> None:
+    env = None if compiler else dict(os.environ, CC="/nonexistent/cc")
+    build(tmp_path / "dist", env=env)
+    (wheel,) = (tmp_path / "dist").glob("qw_metrics-*.whl")
+    floors = declared_floors()
+    assert set(floors) == {"prometheus-client", "python-snappy", "httpx"}  # no protobuf
+    constraints = tmp_path / "lowest.txt"
+    constraints.write_text("".join(f"{name}=={version}\n" for name, version in floors.items()))
+    python = fresh_venv(tmp_path / "venv")
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+         "-c", str(constraints), str(wheel)],
+        check=False, capture_output=True, text=True, env=clean_env(),
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
+    for script in (SCRIPT, IMPORT_EVERYTHING):
+        (tmp_path / "use_it.py").write_text(script)
+        run = subprocess.run(
+            [str(python), str(tmp_path / "use_it.py")], check=False, capture_output=True,
+            text=True, env=clean_env(), cwd=tmp_path,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        if script is SCRIPT:
+            assert f"NATIVE {compiler and _values.BUILT}" in run.stdout
+            assert 'pipeline_callback_duration_seconds_count{stage="features"} 1.0' in run.stdout
+        else:
+            assert int(run.stdout.split()[-1]) >= 15
+    frozen = subprocess.run(
+        [str(python), "-m", "pip", "freeze"], check=True, capture_output=True, text=True
+    ).stdout.lower()
+    for name, version in floors.items():
+        assert f"{name}=={version}" in frozen.replace("_", "-")
+    assert "protobuf" not in frozen
+
+
+def fresh_venv(where: Path) -> Path:
+    """A new venv's python, with nothing but pip."""
+    subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, capture_output=True)
+    return where / "bin" / "python"
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without the workspace's venv or QW_METRICS_DISABLED."""
+    drop = {"PYTHONPATH", "VIRTUAL_ENV", "QW_METRICS_DISABLED"}
+    return {k: v for k, v in os.environ.items() if k not in drop}
 
 
 def test_wheel_installs_and_works_in_a_fresh_venv(tmp_path: Path) -> None:

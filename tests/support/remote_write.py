@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from qw_metrics.remote_write.compress import decompress_block
 from qw_metrics.remote_write.encode import EncodedRequest
-from qw_metrics.remote_write.remote_pb2 import WriteRequest
+
+from support.remote_pb2 import WriteRequest
 
 TS = 1_700_000_000_000
 Series = tuple[tuple[tuple[str, str], ...], float, int]
