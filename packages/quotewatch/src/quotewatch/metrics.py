@@ -48,7 +48,6 @@ from qw_metrics import (
 )
 
 T = TypeVar("T")
-R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Latency buckets from 50 µs to 10 s: the pipeline works in microseconds, flushes take seconds.
@@ -239,8 +238,7 @@ class RowAccounts:
     EXPECTED = "pipeline_rows_expected"
     PENDING = "pipeline_rows_pending"
 
-    def __init__(self, tables: Iterable[str]) -> None:
-        self.tables = tuple(tables)
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._produced: list[Mapping[str, int]] = []
         self.holders = _Instances()
@@ -270,7 +268,7 @@ class RowAccounts:
                 pending[table] = pending.get(table, 0.0) + rows
         with self._lock:
             produced = list(self._produced)
-        expected: dict[str, float] = dict.fromkeys(self.tables, 0.0)
+        expected: dict[str, float] = {}
         for counts in produced:
             for table, rows in counts.items():
                 expected[table] = expected.get(table, 0.0) + rows
@@ -299,10 +297,7 @@ class RowAccounts:
 
 # --- storage ----------------------------------------------------------------------------------
 ROWS_WRITTEN = Counter("iceberg_rows_written", "Rows committed to Iceberg, by table.", ["table"])
-# The table names storage writes; quotewatch.rows holds them too, but importing it here would
-# make metrics depend on the app's modules.
-TABLES = ("raw_orderbook", "raw_trades", "features", "predictions")
-ROW_ACCOUNTS = RowAccounts(TABLES)
+ROW_ACCOUNTS = RowAccounts()
 REGISTRY.register(ROW_ACCOUNTS)
 ROWS_EXPECTED = f"{RowAccounts.EXPECTED}_total"  # sample names, for the readers
 ROWS_PENDING = RowAccounts.PENDING
