@@ -443,6 +443,14 @@ class Link:
         }
 
 
+def header_links(title: str, tooltip: str, uid: str, runbook_url: str) -> list[Link]:
+    """A dashboard's header links: the other dashboard, then the runbook."""
+    return [
+        Link(title, tooltip, uid=uid),
+        Link("Runbook", "How to read these panels, and what each alert means", url=runbook_url),
+    ]
+
+
 @dataclass
 class _Grid:
     next_id: int = 1

@@ -7,12 +7,12 @@ from quotewatch.grafana.panels import (
     PIPELINE_HEALTH_UID,
     SYSTEM_PERFORMANCE_UID,
     Json,
-    Link,
     Query,
     bargauge,
     dashboard,
     dashed,
     gauge,
+    header_links,
     heatmap,
     increase,
     rate,
@@ -283,13 +283,11 @@ def build(*, job: str = DEFAULT_JOB, runbook_url: str = DEFAULT_RUNBOOK_BASE_URL
         description="Is every feed message captured and every row stored? Message and write "
         "rates, completeness per table, gaps, buffers and Iceberg flushes.",
         rows=rows,
-        links=[
-            Link(
-                "System Performance",
-                "Why is it slow or frozen? Latency, stages, the event loop, the pusher",
-                uid=SYSTEM_PERFORMANCE_UID,
-            ),
-            Link("Runbook", "How to read these panels, and what each alert means", url=runbook_url),
-        ],
+        links=header_links(
+            "System Performance",
+            "Why is it slow or frozen? Latency, stages, the event loop, the pusher",
+            SYSTEM_PERFORMANCE_UID,
+            runbook_url,
+        ),
         job=job,
     )

@@ -9,10 +9,10 @@ from quotewatch.grafana.panels import (
     PIPELINE_HEALTH_UID,
     SYSTEM_PERFORMANCE_UID,
     Json,
-    Link,
     Panel,
     Query,
     dashboard,
+    header_links,
     mean,
     quantile,
     rate,
@@ -219,13 +219,11 @@ def build(*, job: str = DEFAULT_JOB, runbook_url: str = DEFAULT_RUNBOOK_BASE_URL
         description="Why is it slow or frozen? Pipeline latency and its stages, ML timings, "
         "dashboard staleness and render time, event-loop lag, the metrics pusher and the process.",
         rows=rows,
-        links=[
-            Link(
-                "Data Pipeline Health",
-                "Is every message captured and every row stored?",
-                uid=PIPELINE_HEALTH_UID,
-            ),
-            Link("Runbook", "How to read these panels, and what each alert means", url=runbook_url),
-        ],
+        links=header_links(
+            "Data Pipeline Health",
+            "Is every message captured and every row stored?",
+            PIPELINE_HEALTH_UID,
+            runbook_url,
+        ),
         job=job,
     )
