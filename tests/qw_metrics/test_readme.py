@@ -16,8 +16,7 @@ from support.prometheus import PrometheusServer, running_prometheus
 README = Path(__file__).resolve().parents[2] / "packages" / "qw-metrics" / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```$", README.read_text(), re.MULTILINE | re.DOTALL)
 
-# What each block prints (or, for the pushing ones, what reaches Prometheus), by a phrase that
-# only that block contains.
+# What each block that does not push prints, by a phrase that only that block contains.
 EXPECTED = {
     "count_exceptions=ERRORS": [
         'stage_errors_total{exception="ValueError",stage="risky"} 1.0',
@@ -48,8 +47,22 @@ EXPECTED = {
         "SequenceStats(observed=4, gaps=1, missed=2, duplicates=1, late=1,",
         "['BTC-USD']",
     ],
-    "MetricsPusher.from_env": ["True"],
 }
+
+
+# The blocks that push, by a phrase only that block contains: what they print, and the series
+# they must have left in Prometheus with its value.
+PUSHING = {
+    "RemoteWriteClient(URL": (
+        r"sent [1-9]\d* samples, 0 failed",
+        'app_starts_total{job="quotewatch",instance="host-1",environment="prod"}',
+    ),
+    "MetricsPusher.from_env": (r"enabled True, sent [1-9]\d* samples", 'app_up{job="quotewatch"}'),
+}
+
+
+def pushes(block: str) -> bool:
+    return any(key in block for key in PUSHING)
 
 
 @pytest.fixture(scope="module")
@@ -60,27 +73,48 @@ def prom() -> Iterator[PrometheusServer]:
 
 def test_every_block_is_checked() -> None:
     checked = [block for block in BLOCKS if any(key in block for key in EXPECTED)]
-    pushing = [block for block in BLOCKS if "RemoteWriteClient(URL" in block]
-    assert len(checked) + len(pushing) == len(BLOCKS) == 9
+    pushing = [block for block in BLOCKS if pushes(block)]
+    assert len(checked) == 7
+    assert len(pushing) == 2
+    assert len(checked) + len(pushing) == len(BLOCKS)
 
 
-@pytest.mark.prometheus
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_block_runs_as_written(block: str, prom: PrometheusServer, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAFANA_", "QW_"))}
-    env.update(QW_PUSH_URL=prom.remote_write_url, GRAFANA_PUSH_URL=prom.remote_write_url)
+def run(block: str, tmp_path: Path, env: dict[str, str]) -> str:
+    """Runs `block` as a script in a fresh interpreter, in an environment without qw-metrics'
+    or Grafana's variables (plus `env`); returns what it printed."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GRAFANA_", "QW_"))}
+    clean.pop("PROMETHEUS_MULTIPROC_DIR", None)
     script = tmp_path / "block.py"
     script.write_text(block)
     done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
-        timeout=60, check=False,
+        [sys.executable, str(script)], capture_output=True, text=True, env={**clean, **env},
+        cwd=tmp_path, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize(
+    "block",
+    [block for block in BLOCKS if not pushes(block)],
+    ids=lambda block: next(key for key in EXPECTED if key in block),
+)
+def test_block_runs_as_written(block: str, tmp_path: Path) -> None:
+    out = run(block, tmp_path, {})
     for key, lines in EXPECTED.items():
         if key in block:
             for line in lines:
-                assert line in done.stdout, f"{line!r} not in the output:\n{done.stdout}"
-    if "RemoteWriteClient(URL" in block:
-        assert prom.query_value('last_over_time(app_starts_total{job="quotewatch"}[5m])') == 1.0
-    if "MetricsPusher.from_env" in block:
-        assert prom.query_value('last_over_time(app_up{job="quotewatch"}[5m])') == 1.0
+                assert line in out, f"{line!r} not in the output:\n{out}"
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("key", list(PUSHING))
+def test_pushing_block_reaches_prometheus(key: str, prom: PrometheusServer, tmp_path: Path) -> None:
+    (block,) = [block for block in BLOCKS if key in block]
+    url = prom.remote_write_url
+    assert url.endswith("/api/v1/write")
+    out = run(block, tmp_path, {"QW_PUSH_URL": url, "GRAFANA_PUSH_URL": url})
+    printed, series = PUSHING[key]
+    assert re.search(printed, out), out
+    # The final push ends each series with a staleness marker, so ask for its last real value.
+    assert prom.query_value(f"last_over_time({series}[5m])") == 1.0
