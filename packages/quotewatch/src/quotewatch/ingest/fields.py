@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from quotewatch.ingest.invalid import BadMessage, InvalidReason
+from quotewatch.ingest.invalid import BadMessage, InvalidReason, brief
 
 _ZERO = Decimal(0)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -27,7 +27,9 @@ def text(msg: dict[str, Any], name: str) -> str:
     """A non-empty string field."""
     value = require(msg, name)
     if not isinstance(value, str) or not value:
-        raise BadMessage(InvalidReason.BAD_FIELD, f"{name}={value!r} is not a non-empty string")
+        raise BadMessage(
+            InvalidReason.BAD_FIELD, f"{name}={brief(value)} is not a non-empty string"
+        )
     return value
 
 
@@ -36,6 +38,23 @@ def items(value: Any, name: str) -> list[Any]:
     if not isinstance(value, list):
         raise BadMessage(InvalidReason.BAD_FIELD, f"{name} is not a list")
     return value
+
+
+def strings(value: Any, name: str) -> tuple[str, ...]:
+    """A JSON array of strings (e.g. product ids)."""
+    values = items(value, name)
+    for item in values:
+        if type(item) is not str:
+            raise BadMessage(InvalidReason.BAD_FIELD, f"{name} item {brief(item)} is not a string")
+    return tuple(values)
+
+
+def loose_text(value: Any) -> str:
+    """Free text such as an error message: a string as is, anything else in brief ("" if
+    absent)."""
+    if value is None:
+        return ""
+    return value if type(value) is str else brief(value)
 
 
 def price(value: Any) -> Decimal:
@@ -48,7 +67,7 @@ def price(value: Any) -> Decimal:
                 return number
         except InvalidOperation:
             pass
-    raise BadMessage(InvalidReason.BAD_PRICE, f"{value!r} is not a finite decimal string > 0")
+    raise BadMessage(InvalidReason.BAD_PRICE, f"{brief(value)} is not a finite decimal string > 0")
 
 
 def size(value: Any) -> Decimal:
@@ -60,14 +79,14 @@ def size(value: Any) -> Decimal:
                 return number
         except InvalidOperation:
             pass
-    raise BadMessage(InvalidReason.BAD_SIZE, f"{value!r} is not a finite decimal string >= 0")
+    raise BadMessage(InvalidReason.BAD_SIZE, f"{brief(value)} is not a finite decimal string >= 0")
 
 
 def trade_size(value: Any) -> Decimal:
     """A trade size: a finite decimal string > 0."""
     number = size(value)
     if number == _ZERO:
-        raise BadMessage(InvalidReason.BAD_SIZE, f"{value!r}: a trade size must be > 0")
+        raise BadMessage(InvalidReason.BAD_SIZE, f"{brief(value)}: a trade size must be > 0")
     return number
 
 
@@ -77,7 +96,7 @@ def integer(value: Any, name: str) -> int:
         return value
     if type(value) is str and value.isdigit() and value.isascii() and len(value) <= 20:
         return int(value)
-    raise BadMessage(InvalidReason.BAD_ID, f"{name}={value!r} is not a non-negative integer")
+    raise BadMessage(InvalidReason.BAD_ID, f"{name}={brief(value)} is not a non-negative integer")
 
 
 # Exchange times are "YYYY-MM-DDTHH:MM:SS.ffffffZ" and many share their second, so the seconds
@@ -108,13 +127,13 @@ def _seconds(head: str) -> int:
 
 def _time_us(value: Any) -> int:
     if not isinstance(value, str):
-        raise BadMessage(InvalidReason.BAD_TIME, f"{value!r} is not a time string")
+        raise BadMessage(InvalidReason.BAD_TIME, f"{brief(value)} is not a time string")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         parsed = _go_time(value)
     if not _MIN_YEAR <= parsed.year <= _MAX_YEAR:
-        raise BadMessage(InvalidReason.BAD_TIME, f"{value!r} is not a plausible time")
+        raise BadMessage(InvalidReason.BAD_TIME, f"{brief(value)} is not a plausible time")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return (parsed - _EPOCH) // _ONE_US
@@ -129,4 +148,4 @@ def _go_time(value: str) -> datetime:
             return datetime.fromisoformat(head)
         except ValueError:
             pass
-    raise BadMessage(InvalidReason.BAD_TIME, f"{value!r} is not a time")
+    raise BadMessage(InvalidReason.BAD_TIME, f"{brief(value)} is not a time")

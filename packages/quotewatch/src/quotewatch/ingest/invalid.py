@@ -7,10 +7,12 @@ decorator counts it in ``coinbase_messages_invalid_total{reason}``.
 from __future__ import annotations
 
 import logging
+import reprlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class InvalidReason(StrEnum):
@@ -26,6 +28,35 @@ class InvalidReason(StrEnum):
     BAD_TIME = "bad_time"
     BAD_SIDE = "bad_side"
     BAD_ID = "bad_id"
+    ID_OUT_OF_RANGE = "id_out_of_range"
+    UNSUBSCRIBED_PRODUCT = "unsubscribed_product"
+
+
+class _Brief(reprlib.Repr):
+    """reprlib's limits, plus a cap on integers: ``repr`` refuses ints of over 4300 digits."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 256:
+            return f"<int of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
+
+
+_BRIEF = _Brief()
+# Three levels and a few items say what was wrong; the builtin repr recurses into every level
+# and raises RecursionError on a frame nested ~1000 deep.
+_BRIEF.maxlevel = 3
+_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = 4
+_BRIEF.maxstring = _BRIEF.maxother = 60
+BRIEF_MAX = 120
+
+
+def brief(value: Any) -> str:
+    """A repr of a decoded JSON value limited in depth and length: safe for any frame."""
+    try:
+        text = _BRIEF.repr(value)
+    except Exception:  # a type whose own repr fails; the type name still says what it was
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= BRIEF_MAX else text[: BRIEF_MAX - 3] + "..."
 
 
 class BadMessage(Exception):

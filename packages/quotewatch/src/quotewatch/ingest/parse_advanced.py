@@ -24,7 +24,7 @@ from quotewatch.events import (
     Trade,
 )
 from quotewatch.ingest import fields
-from quotewatch.ingest.invalid import BadMessage, InvalidReason
+from quotewatch.ingest.invalid import BadMessage, InvalidReason, brief
 
 # The ask side is spelled "offer" on this feed.
 _BOOK_SIDES: dict[Any, BookSide] = {"bid": "bid", "offer": "ask"}
@@ -36,7 +36,7 @@ def _events(msg: dict[str, Any]) -> list[Any]:
     events = fields.items(fields.require(msg, "events"), "events")
     for event in events:
         if not isinstance(event, dict):
-            raise BadMessage(InvalidReason.BAD_FIELD, f"event {event!r} is not an object")
+            raise BadMessage(InvalidReason.BAD_FIELD, f"event {brief(event)} is not an object")
     return events
 
 
@@ -47,7 +47,7 @@ def l2_data(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
     for event in _events(msg):
         kind = fields.require(event, "type")
         if kind not in ("snapshot", "update"):
-            raise BadMessage(InvalidReason.UNKNOWN_TYPE, f"l2_data event type {kind!r}")
+            raise BadMessage(InvalidReason.UNKNOWN_TYPE, f"l2_data event type {brief(kind)}")
         is_update = kind == "update"
         product = fields.text(event, "product_id")
         updates = fields.items(fields.require(event, "updates"), "updates")
@@ -57,12 +57,14 @@ def l2_data(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
         time_text = None
         for update in updates:
             if type(update) is not dict:
-                raise BadMessage(InvalidReason.BAD_FIELD, f"update {update!r} is not an object")
+                raise BadMessage(
+                    InvalidReason.BAD_FIELD, f"update {brief(update)} is not an object"
+                )
             # A missing key raises KeyError, which the parser reports as a missing field.
             side_text = update["side"]
             side = _BOOK_SIDES.get(side_text) if type(side_text) is str else None
             if side is None:
-                raise BadMessage(InvalidReason.BAD_SIDE, f"update side {side_text!r}")
+                raise BadMessage(InvalidReason.BAD_SIDE, f"update side {brief(side_text)}")
             changes.append((side, price(update["price_level"]), size(update["new_quantity"])))
             # Snapshot levels carry no meaningful event time (the envelope stamps the snapshot);
             # the updates of one frame mostly share theirs, so parse each distinct one once.
@@ -85,14 +87,14 @@ def market_trades(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
     for event in _events(msg):
         kind = fields.require(event, "type")
         if kind not in ("snapshot", "update"):
-            raise BadMessage(InvalidReason.UNKNOWN_TYPE, f"market_trades event type {kind!r}")
+            raise BadMessage(InvalidReason.UNKNOWN_TYPE, f"market_trades event type {brief(kind)}")
         for trade in fields.items(fields.require(event, "trades"), "trades"):
             if not isinstance(trade, dict):
-                raise BadMessage(InvalidReason.BAD_FIELD, f"trade {trade!r} is not an object")
+                raise BadMessage(InvalidReason.BAD_FIELD, f"trade {brief(trade)} is not an object")
             maker_side = fields.require(trade, "side")
             taker_side = _TAKER_SIDES.get(maker_side) if type(maker_side) is str else None
             if taker_side is None:
-                raise BadMessage(InvalidReason.BAD_SIDE, f"trade side {maker_side!r}")
+                raise BadMessage(InvalidReason.BAD_SIDE, f"trade side {brief(maker_side)}")
             out.append(
                 Trade(
                     product=fields.text(trade, "product_id"),
@@ -126,7 +128,7 @@ def subscriptions(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
         if not isinstance(subs, dict):
             raise BadMessage(InvalidReason.BAD_FIELD, "subscriptions is not an object")
         for name, products in subs.items():
-            channels.append((str(name), tuple(map(str, fields.items(products, name)))))
+            channels.append((str(name), fields.strings(products, str(name))))
     return (Subscriptions(tuple(channels), received_us),)
 
 
@@ -137,7 +139,8 @@ def ignored(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
 
 def error(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
     """``{"type": "error", "message": ...}``."""
-    return (FeedError(str(msg.get("message") or ""), str(msg.get("reason") or ""), received_us),)
+    message = fields.loose_text(msg.get("message"))
+    return (FeedError(message, fields.loose_text(msg.get("reason")), received_us),)
 
 
 READERS: dict[str, Callable[[dict[str, Any], int], tuple[Event, ...]]] = {

@@ -24,7 +24,7 @@ from quotewatch.events import (
     Trade,
 )
 from quotewatch.ingest import fields
-from quotewatch.ingest.invalid import BadMessage, InvalidReason
+from quotewatch.ingest.invalid import BadMessage, InvalidReason, brief
 
 _BOOK_SIDES: dict[Any, BookSide] = {"buy": "bid", "sell": "ask"}
 # `side` on a match is the maker's; the taker did the opposite.
@@ -35,7 +35,7 @@ def _levels(value: Any, name: str) -> tuple[Level, ...]:
     levels = []
     for level in fields.items(value, name):
         if not isinstance(level, list) or len(level) < 2:
-            raise BadMessage(InvalidReason.BAD_FIELD, f"{name} level {level!r} is not [p, s]")
+            raise BadMessage(InvalidReason.BAD_FIELD, f"{name} level {brief(level)} is not [p, s]")
         levels.append((fields.price(level[0]), fields.size(level[1])))
     return tuple(levels)
 
@@ -56,11 +56,11 @@ def l2update(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
     price, size = fields.price, fields.size
     for change in fields.items(fields.require(msg, "changes"), "changes"):
         if type(change) is not list or len(change) != 3:
-            raise BadMessage(InvalidReason.BAD_FIELD, f"change {change!r} is not [side, p, s]")
+            raise BadMessage(InvalidReason.BAD_FIELD, f"change {brief(change)} is not [side, p, s]")
         side_text, price_text, size_text = change
         side = _BOOK_SIDES.get(side_text) if type(side_text) is str else None
         if side is None:
-            raise BadMessage(InvalidReason.BAD_SIDE, f"change side {side_text!r}")
+            raise BadMessage(InvalidReason.BAD_SIDE, f"change side {brief(side_text)}")
         changes.append((side, price(price_text), size(size_text)))
     time_us = fields.time_us(fields.require(msg, "time"))
     return (BookUpdate(product, tuple(changes), time_us, received_us),)
@@ -71,7 +71,7 @@ def match(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
     maker_side = fields.require(msg, "side")
     taker_side = _TAKER_SIDES.get(maker_side) if type(maker_side) is str else None
     if taker_side is None:
-        raise BadMessage(InvalidReason.BAD_SIDE, f"side {msg['side']!r}")
+        raise BadMessage(InvalidReason.BAD_SIDE, f"side {brief(maker_side)}")
     sequence = msg.get("sequence")
     trade = Trade(
         product=fields.text(msg, "product_id"),
@@ -106,18 +106,17 @@ def subscriptions(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
         if isinstance(channel, str):
             channels.append((channel, ()))
         elif isinstance(channel, dict):
-            products = fields.items(channel.get("product_ids", []), "product_ids")
-            channels.append((fields.text(channel, "name"), tuple(map(str, products))))
+            products = fields.strings(channel.get("product_ids", []), "product_ids")
+            channels.append((fields.text(channel, "name"), products))
         else:
-            raise BadMessage(InvalidReason.BAD_FIELD, f"channel {channel!r}")
+            raise BadMessage(InvalidReason.BAD_FIELD, f"channel {brief(channel)}")
     return (Subscriptions(tuple(channels), received_us),)
 
 
 def error(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:
     """``error``: a refused subscription, a rate limit, a slow-consumer notice."""
-    message = msg.get("message")
-    reason = msg.get("reason", "")
-    return (FeedError(str(message or ""), str(reason or ""), received_us),)
+    message = fields.loose_text(msg.get("message"))
+    return (FeedError(message, fields.loose_text(msg.get("reason")), received_us),)
 
 
 def ignored(msg: dict[str, Any], received_us: int) -> tuple[Event, ...]:

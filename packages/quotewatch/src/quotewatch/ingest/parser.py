@@ -17,7 +17,7 @@ from qw_metrics import counted
 
 from quotewatch.events import Event
 from quotewatch.ingest import parse_advanced, parse_exchange
-from quotewatch.ingest.invalid import BadMessage, Invalid, InvalidReason, RateLimitedLog
+from quotewatch.ingest.invalid import BadMessage, Invalid, InvalidReason, RateLimitedLog, brief
 from quotewatch.metrics import MESSAGES_INVALID, start_at_zero
 
 _log = RateLimitedLog(logging.getLogger(__name__))
@@ -49,7 +49,7 @@ Reader = Callable[[dict[str, Any], int], tuple[Event, ...]]
 def _exchange(msg: dict[str, Any], received_us: int) -> ParseResult:
     kind = msg.get("type")
     if not isinstance(kind, str) or (reader := parse_exchange.READERS.get(kind)) is None:
-        return Invalid("unknown", InvalidReason.UNKNOWN_TYPE, f"type {kind!r}"[:100])
+        return Invalid("unknown", InvalidReason.UNKNOWN_TYPE, f"type {brief(kind)}"[:100])
     try:
         return Parsed(kind, reader(msg, received_us))
     except BadMessage as exc:
@@ -71,7 +71,7 @@ def _advanced(msg: dict[str, Any], received_us: int) -> ParseResult:
         return Invalid(label, exc.reason, exc.detail)
     reader = parse_advanced.READERS.get(label)
     if reader is None:
-        detail = f"channel {channel!r}"[:100]
+        detail = f"channel {brief(channel)}"[:100]
         return Invalid(label, InvalidReason.UNKNOWN_TYPE, detail, sequence_num)
     try:
         return Parsed(label, reader(msg, received_us), sequence_num)
@@ -83,8 +83,11 @@ def _advanced(msg: dict[str, Any], received_us: int) -> ParseResult:
 
 # The readers validate every field they use; this net catches input shaped in a way nobody
 # foresaw, so it is still skipped and counted instead of stopping the feed. The hot loops index
-# dicts directly, so there a KeyError means a missing field.
-_UNFORESEEN = (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError)
+# dicts directly, so there a KeyError means a missing field. RecursionError: a frame nested
+# deeper than anything the readers expect must still cost one skipped frame, not the feed.
+_UNFORESEEN = (
+    TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError, RecursionError
+)  # fmt: skip
 
 
 def _unforeseen(label: str, exc: Exception, sequence_num: int | None) -> Invalid:
@@ -97,7 +100,9 @@ def _unforeseen(label: str, exc: Exception, sequence_num: int | None) -> Invalid
 def _sequence_num(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    raise BadMessage(InvalidReason.BAD_ID, f"sequence_num={value!r} is not a non-negative integer")
+    raise BadMessage(
+        InvalidReason.BAD_ID, f"sequence_num={brief(value)} is not a non-negative integer"
+    )
 
 
 _BY_FEED = {Feed.EXCHANGE: _exchange, Feed.ADVANCED: _advanced}
