@@ -9,7 +9,15 @@
 - ``DUPLICATE``: an id already seen;
 - ``LATE``: a missing id that arrives after all. It does NOT reduce ``missed``: counters only go
   up, and the totals must match the Prometheus counters they feed. It is counted as ``late``
-  instead, so ``missed - late`` is what was never seen at all.
+  instead, so ``missed - late`` is what was never seen at all;
+- ``SUSPECT`` (only with ``max_jump``): an id more than ``max_jump`` beyond the newest one. One
+  corrupt id (say 2**63) must not move the mark, or every later id would look old and real
+  losses would go unseen. It is held: the next id above the mark decides it. An id just above
+  the suspect (at most ``max_jump`` beyond it) confirms it, and the jump counts as a gap as usual;
+  an id within ``max_jump`` of the mark rejects it (counted as ``rejected``, ``on_reject`` is
+  called). A first id that the next one lies more than ``max_jump`` below is rejected the
+  same way, and the stream starts over. `confirm` (another signal, such as a heartbeat naming a newer id) and `expect_jump`
+  (a reconnect: ids moved on while away) also let a far jump through.
 
 The tracker increments the optional ``gaps`` and ``missed`` counters itself (with the labels
 ``labels(key)`` returns), so instrumented code needs no metric calls of its own, and calls the
@@ -40,6 +48,7 @@ class SequenceKind(StrEnum):
     GAP = "gap"
     DUPLICATE = "duplicate"
     LATE = "late"
+    SUSPECT = "suspect"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +66,14 @@ class Gap:
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """The verdict on one id: its kind, the id that was expected, and any gap it opened."""
+    """The verdict on one id: its kind, the id that was expected, and any gap it opened;
+    ``confirmed`` / ``rejected``: a held suspect id this id decided."""
 
     kind: SequenceKind
     expected: int | None = None
     gap: Gap | None = None
+    confirmed: int | None = None
+    rejected: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +87,7 @@ class SequenceStats:
     late: int = 0
     skipped_gaps: int = 0
     skipped: int = 0
+    rejected: int = 0
 
     def __add__(self, other: SequenceStats) -> SequenceStats:
         return SequenceStats(
@@ -96,11 +109,15 @@ class _Stream:
         "gaps",
         "high",
         "late",
+        "lone",
         "missed",
         "missing",
         "observed",
+        "rejected",
         "skipped",
         "skipped_gaps",
+        "suspect",
+        "trust_next",
     )
 
     def __init__(self, history: int) -> None:
@@ -109,7 +126,10 @@ class _Stream:
         # duplicate.
         self.missing: deque[list[int]] = deque(maxlen=history)
         self.observed = self.gaps = self.missed = self.duplicates = 0
-        self.late = self.skipped = self.skipped_gaps = 0
+        self.late = self.skipped = self.skipped_gaps = self.rejected = 0
+        self.suspect: int | None = None  # an implausibly far id, held until decided
+        self.trust_next = False  # the next id may be any distance ahead (after a reconnect)
+        self.lone = False  # the mark is a first id that no later id has followed yet
 
     def stats(self) -> SequenceStats:
         return SequenceStats(
@@ -120,6 +140,7 @@ class _Stream:
             self.late,
             self.skipped_gaps,
             self.skipped,
+            self.rejected,
         )
 
 
@@ -152,6 +173,9 @@ class SequenceTracker(Generic[K]):
     returned by ``labels(key)`` (required when the counters have label names).
     ``history``: how many missing runs per key are kept to recognise late ids (older late ids
     count as duplicates). ``on_gap(key, gap)`` is called for every gap, as it is found.
+    ``max_jump``: ids further than this beyond the newest one are held as suspects (see the
+    module doc; None: any jump is a gap); ``on_reject(key, id)`` is called for each one
+    rejected.
     """
 
     def __init__(
@@ -162,9 +186,15 @@ class SequenceTracker(Generic[K]):
         labels: Callable[[K], Mapping[str, str]] | None = None,
         on_gap: Callable[[K, Gap], None] | None = None,
         history: int = 1024,
+        max_jump: int | None = None,
+        on_reject: Callable[[K, int], object] | None = None,
     ) -> None:
         if history < 1:
             raise ValueError(f"history must be >= 1, got {history}")
+        if max_jump is not None and max_jump < 1:
+            raise ValueError(f"max_jump must be >= 1 (or None for no bound), got {max_jump}")
+        self._max_jump = max_jump
+        self._on_reject = on_reject
         self._gaps_counter = gaps
         self._missed_counter = missed
         self._labels = labels
@@ -185,20 +215,96 @@ class SequenceTracker(Generic[K]):
         high = stream.high
         if high is None:
             stream.high = seq
+            stream.lone = True
             return _FIRST
-        if seq == high + 1:
+        if seq == high + 1 and stream.suspect is None:
             stream.high = seq
+            stream.lone = False
             return _NEXT
         if seq > high:
+            stream.lone = False
+            return self._ahead(key, stream, high, seq)
+        if stream.lone and self._max_jump is not None and high - seq > self._max_jump:
+            # The first id was the corrupt one: start over from this one.
             stream.high = seq
-            gap = Gap(high + 1, seq - 1)
-            self._gap(key, stream, gap)
-            return Observation(SequenceKind.GAP, high + 1, gap)
+            stream.rejected += 1
+            if self._on_reject is not None:
+                self._on_reject(key, high)
+            return Observation(SequenceKind.FIRST, rejected=high)
         if stream.missing and _take(stream.missing, seq):
             stream.late += 1
             return _LATE
         stream.duplicates += 1
         return _DUPLICATE
+
+    def _ahead(self, key: K, stream: _Stream, high: int, seq: int) -> Observation:
+        """``seq`` is beyond the mark ``high``: the next id, a gap, or a suspect to hold or
+        decide."""
+        bound = self._max_jump
+        suspect = stream.suspect
+        confirmed = rejected = None
+        if suspect is not None and bound is not None:
+            if suspect < seq <= suspect + bound:
+                confirmed = high = self._confirm(key, stream, suspect)
+            elif seq != suspect:
+                rejected = self._reject(key, stream)
+            else:
+                stream.duplicates += 1
+                return _DUPLICATE
+        if stream.trust_next:
+            stream.trust_next = False
+        elif bound is not None and seq - high > bound:
+            stream.suspect = seq
+            return Observation(SequenceKind.SUSPECT, high + 1, None, confirmed, rejected)
+        stream.high = seq
+        if seq == high + 1:
+            if confirmed is None and rejected is None:
+                return _NEXT
+            return Observation(SequenceKind.NEXT, high + 1, None, confirmed, rejected)
+        gap = Gap(high + 1, seq - 1)
+        self._gap(key, stream, gap)
+        return Observation(SequenceKind.GAP, high + 1, gap, confirmed, rejected)
+
+    def _confirm(self, key: K, stream: _Stream, suspect: int) -> int:
+        """Accept the held suspect: the ids between the mark and it are a gap. Returns it."""
+        stream.suspect = None
+        assert stream.high is not None
+        if suspect > stream.high + 1:
+            self._gap(key, stream, Gap(stream.high + 1, suspect - 1))
+        stream.high = suspect
+        return suspect
+
+    def _reject(self, key: K, stream: _Stream) -> int:
+        """Drop the held suspect as a corrupt id. Returns it."""
+        suspect = stream.suspect
+        assert suspect is not None
+        stream.suspect = None
+        stream.rejected += 1
+        if self._on_reject is not None:
+            self._on_reject(key, suspect)
+        return suspect
+
+    def confirm(self, key: K, seq: int) -> int | None:
+        """Another signal says ids up to ``seq`` exist: a held suspect at most ``seq`` (and no
+        more than ``max_jump`` below it) is accepted, its gap counted. Returns it, or None."""
+        stream = self._streams.get(key)
+        suspect = None if stream is None else stream.suspect
+        if stream is None or suspect is None or self._max_jump is None:
+            return None
+        if not suspect <= seq <= suspect + self._max_jump:
+            return None
+        return self._confirm(key, stream, suspect)
+
+    def expect_jump(self, key: K) -> None:
+        """The next id of ``key`` may be any distance ahead (e.g. after a reconnect)."""
+        stream = self._streams.get(key)
+        if stream is not None:
+            stream.trust_next = True
+
+    def suspect(self, key: K) -> int | None:
+        """The suspect id held for ``key``, or None."""
+        stream = self._streams.get(key)
+        return None if stream is None else stream.suspect
 
     def seed(self, key: K, seq: int) -> None:
         """Start (or restart) ``key`` at ``seq`` without counting anything: next expected is +1."""
@@ -211,13 +317,23 @@ class SequenceTracker(Generic[K]):
         Returns the run of ids beyond the newest one that are now known to be missing, or None.
         That run is remembered (so the ids count as late if they still come) and counted in
         ``skipped_gaps`` / ``skipped``, but not in this tracker's counters: the caller
-        attributes it to its own signal. An unknown key is seeded at ``seq``.
+        attributes it to its own signal. An unknown key is seeded at ``seq``. It confirms a held
+        suspect it reaches; with ``max_jump``, a ``seq`` further than that beyond the mark is
+        rejected instead (the signal carried a corrupt id).
         """
         stream = self._streams.get(key)
         if stream is None or stream.high is None:
             self.seed(key, seq)
             return None
+        self.confirm(key, seq)
         if seq <= stream.high:
+            return None
+        if stream.trust_next:
+            stream.trust_next = False
+        elif self._max_jump is not None and seq - stream.high > self._max_jump:
+            stream.rejected += 1
+            if self._on_reject is not None:
+                self._on_reject(key, seq)
             return None
         gap = Gap(stream.high + 1, seq)
         stream.high = seq
@@ -232,7 +348,8 @@ class SequenceTracker(Generic[K]):
         if stream is None:
             self._streams[key] = _Stream(self._history)
             return
-        stream.high = None
+        stream.high = stream.suspect = None
+        stream.trust_next = False
         stream.missing.clear()
 
     def last(self, key: K) -> int | None:

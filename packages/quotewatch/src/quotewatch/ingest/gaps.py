@@ -18,6 +18,14 @@
   gap at once and ``on_gap`` fires (the session resubscribes level2). An old number is a
   duplicate, or late if it was missing.
 
+A corrupt id far ahead (say 2**63) must not move a tracker's mark, or every later id would look
+old and real losses would go unseen. An id more than `DEFAULT_MAX_ID_JUMP` (``--max-id-jump``)
+beyond the newest one is held as a suspect by the tracker until the next id decides it: one
+just above it confirms it (a real jump: its gap counts), one near the old mark rejects it
+(``reason="id_out_of_range"`` in ``coinbase_messages_invalid_total``). A heartbeat's
+``last_trade_id`` at or beyond the suspect confirms it too, and after a reconnect the first
+trade of each product may jump any distance (trades went on while away).
+
 Every gap is logged as one WARNING with its product, source, first and last missing id and
 count, at most `GAP_LOG_BURST` per minute for each product and source (`GapLog`).
 
@@ -39,6 +47,12 @@ from quotewatch.ingest.invalid import RateLimitedLog
 from quotewatch.metrics import LAST_TRADE_ID, MATCH_SEQUENCE, MESSAGES_MISSED, SEQUENCE_GAPS
 
 _log = logging.getLogger(__name__)
+# 1,000,000 ids: the busiest stream, BTC-USD trades (~2/s, bursts 10x: ~20/s), takes ~14 h to
+# go that far, and an Advanced Trade connection (~30 frames/s for two products, ~300/s in
+# bursts) ~1 h, longer than one connection lives without a reconnect; 2**63 is 10**13 times
+# further. A real jump beyond it is still counted, one id (or heartbeat) later.
+DEFAULT_MAX_ID_JUMP = 1_000_000
+OnReject = Callable[[str, int], object]
 # A feed dropping many messages gaps often; a few lines a minute per stream say enough.
 GAP_LOG_BURST = 5
 GAP_LOG_INTERVAL = 60.0
@@ -96,13 +110,21 @@ def _product_labels(trade: Trade) -> Mapping[str, str]:
 class TradeGaps:
     """Exchange ``trade_id`` tracking per product, and the heartbeat ``last_trade_id`` check."""
 
-    def __init__(self, log: GapLog | None = None) -> None:
+    def __init__(
+        self,
+        log: GapLog | None = None,
+        *,
+        max_jump: int = DEFAULT_MAX_ID_JUMP,
+        on_reject: OnReject | None = None,
+    ) -> None:
         self.log = log or GapLog()
         self.tracker: SequenceTracker[str] = SequenceTracker(
             gaps=SEQUENCE_GAPS,
             missed=MESSAGES_MISSED,
             labels=lambda product: {"product": product, "source": "trade_id"},
             on_gap=lambda product, gap: self.log.gap(product, "trade_id", gap),
+            max_jump=max_jump,
+            on_reject=on_reject,
         )
         self._heartbeat_ids: dict[str, int] = {}
         self._newest: dict[str, Trade] = {}  # since the last report
@@ -147,15 +169,24 @@ class TradeGaps:
         return trade
 
     def reconnected(self) -> None:
-        """Forget heartbeat history: the previous connection's beats say nothing about this one."""
+        """Forget heartbeat history: the previous connection's beats say nothing about this one.
+        The first trade of each product may be any distance ahead: trades went on while away."""
         self._heartbeat_ids.clear()
+        for product in self.tracker.keys():
+            self.tracker.expect_jump(product)
 
 
 class SequenceNumGaps:
     """Advanced Trade ``sequence_num`` tracking for one connection at a time."""
 
     def __init__(
-        self, label: str, on_gap: Callable[[Gap], None] | None = None, log: GapLog | None = None
+        self,
+        label: str,
+        on_gap: Callable[[Gap], None] | None = None,
+        log: GapLog | None = None,
+        *,
+        max_jump: int = DEFAULT_MAX_ID_JUMP,
+        on_reject: OnReject | None = None,
     ) -> None:
         self.label = label
         self.log = log or GapLog()
@@ -165,6 +196,8 @@ class SequenceNumGaps:
             missed=MESSAGES_MISSED,
             labels=lambda key: {"product": key, "source": "sequence_num"},
             on_gap=self._gap,
+            max_jump=max_jump,
+            on_reject=on_reject,
         )
 
     def _gap(self, key: str, gap: Gap) -> None:

@@ -25,6 +25,7 @@ counts them (the snapshot that followed in the recording then refreshes the book
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,11 +35,12 @@ from qw_metrics import Gap, SequenceKind, counted
 
 from quotewatch.book import OrderBook
 from quotewatch.events import BookSnapshot, BookUpdate, Event, Heartbeat, Trade
-from quotewatch.ingest.gaps import SequenceNumGaps, TradeGaps
-from quotewatch.ingest.invalid import Invalid
+from quotewatch.ingest.gaps import DEFAULT_MAX_ID_JUMP, SequenceNumGaps, TradeGaps
+from quotewatch.ingest.invalid import Invalid, InvalidReason, RateLimitedLog
 from quotewatch.ingest.parser import Feed, ParseResult, parse_frame
 from quotewatch.metrics import (
     CROSSED_BOOKS,
+    MESSAGES_INVALID,
     MESSAGES_MISSED,
     MESSAGES_RECEIVED,
     RESYNCS,
@@ -52,6 +54,7 @@ Frame = str | bytes | dict[str, Any]
 Consumer = Callable[[Event, OrderBook | None], object]
 FrameTap = Callable[[Frame, int, ParseResult], None]
 
+_log = RateLimitedLog(logging.getLogger(__name__), suppressed="more out-of-range ids")
 REPORT_EVERY_US = 250_000  # receive time between two reports of the frame counts
 RESYNC_REASONS = ("sequence_gap", "crossed_book")
 start_at_zero((RESYNCS,), ({"reason": reason} for reason in RESYNC_REASONS))
@@ -115,6 +118,7 @@ class FeedSession:
         consumers: Sequence[Consumer] = (),
         taps: Sequence[FrameTap] = (),
         connection_label: str | None = None,
+        max_id_jump: int = DEFAULT_MAX_ID_JUMP,
     ) -> None:
         self.feed = feed
         self.products = tuple(products)
@@ -122,10 +126,15 @@ class FeedSession:
         self.taps: list[FrameTap] = list(taps)
         self.books: dict[str, OrderBook] = {p: OrderBook(p) for p in self.products}
         self.stats = SessionStats()
-        self.trades = TradeGaps()
+        self.trades = TradeGaps(max_jump=max_id_jump, on_reject=self._id_out_of_range)
         self.sequence = SequenceNumGaps(
-            connection_label or ",".join(self.products) or "*", on_gap=self._sequence_gap
+            connection_label or ",".join(self.products) or "*",
+            on_gap=self._sequence_gap,
+            max_jump=max_id_jump,
+            on_reject=self._id_out_of_range,
         )
+        # Trades whose trade_id is a suspect: passed on once confirmed, dropped if rejected.
+        self._held: dict[str, Trade] = {}
         self.pending_resyncs: list[Resync] = []
         self._reported: Counter[str] = Counter()
         self._report_due_us = 0
@@ -274,10 +283,18 @@ class FeedSession:
 
     def _trade(self, trade: Trade) -> bool:
         stats = self._product(trade.product)
-        if self.feed is Feed.EXCHANGE and self.trades.trade(trade).kind is SequenceKind.DUPLICATE:
+        if self.feed is not Feed.EXCHANGE:
+            stats.trades += 1
+            return True
+        kind = self.trades.trade(trade).kind
+        self._settle_held(trade.product)
+        if kind is SequenceKind.DUPLICATE:
             # Seen before (a repeated match, or the `last_match` replayed on resubscribing):
             # consumers must store each trade once.
             stats.duplicate_trades += 1
+            return False
+        if kind is SequenceKind.SUSPECT:
+            self._held[trade.product] = trade
             return False
         stats.trades += 1
         return True
@@ -285,4 +302,26 @@ class FeedSession:
     def _heartbeat(self, beat: Heartbeat) -> bool:
         if self.feed is Feed.EXCHANGE:
             self.trades.heartbeat(beat)
+            if beat.product is not None:
+                self._settle_held(beat.product)
         return True
+
+    def _settle_held(self, product: str) -> None:
+        """Pass on the held suspect trade of ``product`` once its id is confirmed; forget it
+        once rejected."""
+        held = self._held.get(product)
+        if held is None or self.trades.tracker.suspect(product) == held.trade_id:
+            return
+        del self._held[product]
+        last = self.trades.tracker.last(product)
+        if last is not None and last >= held.trade_id:
+            self._product(product).trades += 1
+            for consumer in self.consumers:
+                consumer(held, None)
+
+    @counted(MESSAGES_INVALID, labels_from_result=lambda reason: {"reason": reason})
+    def _id_out_of_range(self, key: str, seq: int) -> InvalidReason:
+        """Count an id a tracker rejected as implausibly far ahead; return the reason."""
+        self.stats.invalid[InvalidReason.ID_OUT_OF_RANGE] += 1
+        _log.warning("skipped id %d of %s: implausibly far ahead and not confirmed", seq, key)
+        return InvalidReason.ID_OUT_OF_RANGE
