@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given
 from hypothesis import strategies as st
 from qw_metrics import Gap, SequenceKind, SequenceTracker
@@ -75,7 +77,7 @@ def test_every_real_gap_is_reported_exactly_despite_one_outlier(
         obs = tracker.observe("k", seq)
         if obs.gap is not None:
             gaps.append(obs.gap)
-    wanted = [Gap(a + 1, b - 1) for a, b in zip(kept, kept[1:], strict=False) if b > a + 1]
+    wanted = [Gap(a + 1, b - 1) for a, b in pairwise(kept) if b > a + 1]
     if position == len(kept):
         # The outlier came last: nothing after it decided it, so it is still held.
         assert tracker.suspect("k") == outlier

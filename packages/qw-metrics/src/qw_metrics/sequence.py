@@ -16,8 +16,9 @@
   the suspect (at most ``max_jump`` beyond it) confirms it, and the jump counts as a gap as usual;
   an id within ``max_jump`` of the mark rejects it (counted as ``rejected``, ``on_reject`` is
   called). A first id that the next one lies more than ``max_jump`` below is rejected the
-  same way, and the stream starts over. `confirm` (another signal, such as a heartbeat naming a newer id) and `expect_jump`
-  (a reconnect: ids moved on while away) also let a far jump through.
+  same way, and the stream starts over. `confirm` (another signal, such as a heartbeat naming
+  a newer id) and `expect_jump` (a reconnect: ids moved on while away) also let a far jump
+  through.
 
 The tracker increments the optional ``gaps`` and ``missed`` counters itself (with the labels
 ``labels(key)`` returns), so instrumented code needs no metric calls of its own, and calls the

@@ -172,7 +172,7 @@ class TradeGaps:
         """Forget heartbeat history: the previous connection's beats say nothing about this one.
         The first trade of each product may be any distance ahead: trades went on while away."""
         self._heartbeat_ids.clear()
-        for product in self.tracker.keys():
+        for product in self.tracker.keys():  # noqa: SIM118 (a tracker, not a dict)
             self.tracker.expect_jump(product)
 
 
