@@ -7,6 +7,7 @@ the README's configuration table lists the same.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -20,8 +21,20 @@ class ConfigError(ValueError):
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise ValueError(f"must be > 0, got {text!r}")
+    # inf passed a bare `> 0` and stopped the writer's timer: nothing committed until exit.
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+# Below a second a push interval only loads the receiver, and with it down the backlog grows.
+MIN_PUSH_INTERVAL = 1.0
+
+
+def _push_interval(text: str) -> float:
+    value = _positive_float(text)
+    if value < MIN_PUSH_INTERVAL:
+        raise ValueError(f"must be at least {MIN_PUSH_INTERVAL:g} s, got {text!r}")
     return value
 
 
@@ -86,7 +99,7 @@ class Settings:
     host: str = _setting("--host", "QW_HOST", "127.0.0.1")
     port: int = _setting("--port", ("QW_PORT", "PORT"), 8050, _port)
     push_url: str | None = _setting("--push-url", "GRAFANA_PUSH_URL", None)
-    push_interval: float = _setting("--push-interval", "QW_PUSH_INTERVAL", 15.0, _positive_float)
+    push_interval: float = _setting("--push-interval", "QW_PUSH_INTERVAL", 15.0, _push_interval)
     grafana_user: str | None = _setting(None, "GRAFANA_USER", None)
     grafana_api_key: str | None = _setting(None, "GRAFANA_API_KEY", None, secret=True)
     environment: str = _setting(None, "ENVIRONMENT", "local")
@@ -98,6 +111,9 @@ class Settings:
     label_threshold: float | None = _setting(
         "--label-threshold", "QW_LABEL_THRESHOLD", None, _positive_float
     )
+    # How far beyond the newest trade_id / sequence_num an id may jump before it is held as a
+    # suspect (see quotewatch.ingest.gaps for why 1,000,000).
+    max_id_jump: int = _setting("--max-id-jump", "QW_MAX_ID_JUMP", 1_000_000, _positive_int)
 
     @classmethod
     def resolve(

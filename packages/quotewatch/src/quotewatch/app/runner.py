@@ -98,7 +98,7 @@ class Runner:
         self.options = options = options or RunOptions()
         self.products = settings.products if products is None else products
         self.store = StateStore()
-        self.session = FeedSession(feed, products=self.products)
+        self.session = FeedSession(feed, products=self.products, max_id_jump=settings.max_id_jump)
         self.writer = StorageWriter.from_settings(settings) if options.storage else None
         self.pipeline = Pipeline(
             None if options.replay else self.products,

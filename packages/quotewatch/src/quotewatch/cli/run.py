@@ -53,6 +53,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         help="seconds between pushes (QW_PUSH_INTERVAL; 15)")  # fmt: skip
     add("--label-threshold", default=None, metavar="FRACTION",
         help="price move that labels a sample 1, as a fraction (QW_LABEL_THRESHOLD)")  # fmt: skip
+    add("--max-id-jump", default=None, metavar="IDS",
+        help="ids further ahead are held until confirmed (QW_MAX_ID_JUMP; 1000000)")  # fmt: skip
     add("--summary-json", type=Path, default=None, metavar="PATH",
         help="write the run summary to PATH as JSON")  # fmt: skip
 
