@@ -119,8 +119,12 @@ class FeedSession:
         taps: Sequence[FrameTap] = (),
         connection_label: str | None = None,
         max_id_jump: int = DEFAULT_MAX_ID_JUMP,
+        drop_unsubscribed: bool = False,
     ) -> None:
         self.feed = feed
+        # Live: frames for products not subscribed would create books and stats without bound
+        # (120k bogus products took RSS from 38 to 186 MB); they are counted and dropped.
+        self._follow = frozenset(products) if drop_unsubscribed and products else None
         self.products = tuple(products)
         self.consumers: list[Consumer] = list(consumers)
         self.taps: list[FrameTap] = list(taps)
@@ -194,7 +198,13 @@ class FeedSession:
             return result
         apply = self._apply
         consumers = self.consumers
+        follow = self._follow
         for event in result.events:
+            if follow is not None:
+                product = getattr(event, "product", None)
+                if product is not None and product not in follow:
+                    self._unsubscribed(product)
+                    continue
             handler = apply.get(type(event))
             applied = True if handler is None else handler(event)
             if applied is False:
@@ -318,6 +328,12 @@ class FeedSession:
             self._product(product).trades += 1
             for consumer in self.consumers:
                 consumer(held, None)
+
+    @counted(MESSAGES_INVALID, labels_from_result=lambda reason: {"reason": reason})
+    def _unsubscribed(self, product: str) -> InvalidReason:
+        """Count an event for a product that was not subscribed (it creates no state)."""
+        self.stats.invalid[InvalidReason.UNSUBSCRIBED_PRODUCT] += 1
+        return InvalidReason.UNSUBSCRIBED_PRODUCT
 
     @counted(MESSAGES_INVALID, labels_from_result=lambda reason: {"reason": reason})
     def _id_out_of_range(self, key: str, seq: int) -> InvalidReason:
