@@ -427,3 +427,42 @@ def test_metadata_goes_with_the_first_snapshot_then_every_ten_minutes(
     between = receiver.accepted[with_metadata[0] + 1 : with_metadata[1]]
     assert all(r.request.timeseries and not r.request.metadata for r in between)
     assert len(between) == 40
+
+
+def _backlog_while_down(**kwargs: object) -> tuple[CollectorRegistry, MetricsPusher]:
+    """A pusher whose receiver is down after ten snapshots, 100 series each."""
+    registry = CollectorRegistry()
+    gauge = Gauge("rw_many", "many", ["n"], registry=registry)
+    for n in range(100):
+        gauge.labels(str(n)).set(n)
+    pusher = _pusher(f"http://127.0.0.1:{_refused_port()}/api/v1/write", registry, **kwargs)
+    pusher.start()
+    _wait_for(lambda: kwargs["clock"].calls >= 10)  # type: ignore[attr-defined]
+    return registry, pusher
+
+
+def test_the_backlog_is_bounded_in_bytes() -> None:
+    # Issue 18: bounded only in snapshots, a 1 ms interval grew the backlog ~2 MB/s.
+    clock = StepClock()
+    registry, pusher = _backlog_while_down(clock=clock, max_queued=1_000, max_queued_bytes=1)
+    try:
+        assert samples_of(registry, "qw_remote_write_queue_length") == 1  # always the newest
+        assert samples_of(registry, "qw_remote_write_samples_total", outcome="dropped") > 0
+    finally:
+        pusher.stop(flush=False)
+
+
+def test_the_backlog_is_bounded_in_age() -> None:
+    class HourClock(StepClock):
+        def __call__(self) -> float:
+            self.calls += 1
+            return 1_700_000_000.0 + 300.0 * self.calls  # five minutes per snapshot
+
+    clock = HourClock()
+    registry, pusher = _backlog_while_down(clock=clock, max_queued=1_000)
+    try:
+        # Ten minutes at most: the newest snapshot and the two before it.
+        assert samples_of(registry, "qw_remote_write_queue_length") <= 3
+        assert samples_of(registry, "qw_remote_write_samples_total", outcome="dropped") > 0
+    finally:
+        pusher.stop(flush=False)

@@ -26,6 +26,10 @@ log = logging.getLogger("qw_metrics.remote_write")
 BACKLOG_SECONDS = 600.0
 """While the receiver is down, keep this many seconds' worth of snapshots (10 minutes)."""
 
+BACKLOG_BYTES = 64 * 1024 * 1024
+"""...and at most this many bytes of encoded requests: a short interval or a big registry would
+otherwise fill memory while the receiver is down (64 MiB)."""
+
 METADATA_INTERVAL = 600.0
 """Send every family's type, help and unit with the first snapshot and then this often."""
 
@@ -33,6 +37,7 @@ METADATA_INTERVAL = 600.0
 @dataclass(eq=False)
 class _Snapshot:
     requests: list[EncodedRequest]
+    taken_at: float = 0.0
     next: int = 0
     in_flight: bool = False
     evicted: bool = False
@@ -42,13 +47,17 @@ class _Snapshot:
         start = self.next + (1 if self.in_flight else 0)
         return sum(request.samples for request in self.requests[start:])
 
+    def size(self) -> int:
+        return sum(len(request.body) for request in self.requests)
+
 
 class MetricsPusher:
     """Pushes ``registry`` through ``client`` every ``interval`` seconds from daemon threads.
 
     Never blocks the caller: collection and sending run in the background. While the receiver
-    is down, up to ``max_queued`` snapshots wait (default: 10 minutes' worth); when full, the
-    oldest is dropped and counted. Snapshots are sent oldest first, so every series stays in
+    is down, up to ``max_queued`` snapshots wait (default: 10 minutes' worth), none older than
+    `BACKLOG_SECONDS` and at most ``max_queued_bytes`` in all; beyond that the oldest are
+    dropped and counted. Snapshots are sent oldest first, so every series stays in
     timestamp order. ``client=None`` gives a disabled pusher whose methods do nothing.
     """
 
@@ -60,6 +69,7 @@ class MetricsPusher:
         external_labels: Mapping[str, str] | None = None,
         *,
         max_queued: int | None = None,
+        max_queued_bytes: int = BACKLOG_BYTES,
         flush_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -73,6 +83,10 @@ class MetricsPusher:
         self.max_queued = max_queued or max(1, math.ceil(BACKLOG_SECONDS / self.interval))
         if self.max_queued < 1:
             raise RemoteWriteConfigError(f"max_queued={max_queued!r}; pass at least 1")
+        if max_queued_bytes < 1:
+            raise RemoteWriteConfigError(f"max_queued_bytes={max_queued_bytes!r}; pass >= 1")
+        self.max_queued_bytes = max_queued_bytes
+        self._queued_bytes = 0
         self.flush_timeout = flush_timeout
         self._clock = clock
         self._encoder = WriteRequestEncoder(external_labels)
@@ -214,20 +228,36 @@ class MetricsPusher:
             return
         assert self._metrics is not None
         with self._cond:
-            if len(self._queue) >= self.max_queued:
-                oldest = self._queue.popleft()
-                oldest.evicted = True
-                oldest.cancel.set()
-                dropped = oldest.unsent_samples()
-                self._metrics.samples.labels("dropped").inc(dropped)
-                log.warning(
-                    "remote write queue full (%d snapshots); dropped the oldest (%d samples)",
-                    self.max_queued,
-                    dropped,
-                )
-            self._queue.append(_Snapshot(requests))
+            snapshot = _Snapshot(requests, now)
+            self._queue.append(snapshot)
+            self._queued_bytes += snapshot.size()
+            while len(self._queue) > 1 and self._over_bound(now):
+                self._evict_oldest()
             self._metrics.queue_length.set(len(self._queue))
             self._cond.notify_all()
+
+    def _over_bound(self, now: float) -> bool:
+        """Whether the backlog holds too many snapshots, bytes, or too old a snapshot."""
+        return (
+            len(self._queue) > self.max_queued
+            or self._queued_bytes > self.max_queued_bytes
+            or now - self._queue[0].taken_at > BACKLOG_SECONDS
+        )
+
+    def _evict_oldest(self) -> None:
+        assert self._metrics is not None
+        oldest = self._queue.popleft()
+        self._queued_bytes -= oldest.size()
+        oldest.evicted = True
+        oldest.cancel.set()
+        dropped = oldest.unsent_samples()
+        self._metrics.samples.labels("dropped").inc(dropped)
+        log.warning(
+            "remote write backlog full (%d snapshots, %d bytes); dropped the oldest (%d samples)",
+            len(self._queue) + 1,
+            self._queued_bytes + oldest.size(),
+            dropped,
+        )
 
     def _send_loop(self) -> None:
         assert self.client is not None
@@ -252,11 +282,13 @@ class MetricsPusher:
                     self._metrics.samples.labels(outcome_label).inc(request.samples)
                 if not snapshot.evicted and (done or outcome is SendOutcome.CANCELLED):
                     self._queue.popleft()
+                    self._queued_bytes -= snapshot.size()
                     self._metrics.samples.labels("failed").inc(snapshot.unsent_samples())
                 self._metrics.queue_length.set(len(self._queue))
         with self._cond:
             left = sum(snapshot.unsent_samples() for snapshot in self._queue)
             self._queue.clear()
+            self._queued_bytes = 0
             self._metrics.queue_length.set(0)
         if left:
             self._metrics.samples.labels("failed").inc(left)
