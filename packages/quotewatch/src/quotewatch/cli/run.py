@@ -74,8 +74,15 @@ def execute(
     from quotewatch.app.runner import Runner, RunOptions
     from quotewatch.app.summary import write_summary
     from quotewatch.pipeline.pipeline import PipelineConfig
+    from quotewatch.startup import probe_storage
     from quotewatch.storage.catalog import StorageConfigError
 
+    if not args.no_storage:
+        try:
+            probe_storage(settings)
+        except ConfigError as exc:
+            log.error("%s", exc)
+            return 2
     config = PipelineConfig(label_threshold=settings.label_threshold or label_threshold)
     options = RunOptions(
         storage=not args.no_storage, dashboard=not args.no_dashboard, duration=args.duration
