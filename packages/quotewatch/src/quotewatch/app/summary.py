@@ -91,9 +91,50 @@ def write_summary(summary: dict[str, Any], path: Path | None) -> None:
     On Cloud Run it is printed on one line, which Cloud Logging keeps as one structured entry.
     """
     text = json.dumps(summary, indent=2)
+    print(verdict(summary), flush=True)
     print(json.dumps(summary) if os.environ.get(CLOUD_RUN_ENV) else text, flush=True)
     if path is not None:
         path.write_text(text + "\n", encoding="utf-8")
+
+
+EXIT_ROWS_LOST = 3
+
+
+def rows_lost(summary: Mapping[str, Any]) -> dict[str, int]:
+    """Rows per table neither committed nor spilled at exit (empty without storage)."""
+    storage = summary.get("storage")
+    if not storage:
+        return {}
+    expected = summary.get("pipeline", {}).get("rows_expected", {})
+    written, spilled = storage["rows_written"], storage.get("rows_spilled", {})
+    lost = {t: n - written.get(t, 0) - spilled.get(t, 0) for t, n in expected.items()}
+    return {t: n for t, n in sorted(lost.items()) if n > 0}
+
+
+def exit_status(summary: Mapping[str, Any]) -> int:
+    """0, or `EXIT_ROWS_LOST` (3) when a table's rows were neither committed nor spilled."""
+    return EXIT_ROWS_LOST if rows_lost(summary) else 0
+
+
+def verdict(summary: Mapping[str, Any]) -> str:
+    """One line for a human: "ok: ..." or "LOSS: ...", with gaps, completeness and rows lost."""
+    products = summary.get("products", {}).values()
+    gaps = sum(p["trade_gaps"] for p in products) + summary.get("sequence", {}).get("gaps", 0)
+    missed = sum(p["trades_missed"] for p in products) + summary.get("sequence", {}).get(
+        "missed", 0
+    )
+    parts = [f"{gaps} gaps ({missed} missed)" if gaps else "0 gaps"]
+    storage = summary.get("storage")
+    if storage:
+        values = [v for v in storage["completeness"].values() if v is not None]
+        if values:
+            parts.append(f"completeness {min(values):.0%}")
+        spilled = sum(storage.get("rows_spilled", {}).values())
+        if spilled:
+            parts.append(f"{spilled} rows spilled (recovered at the next start)")
+    lost = rows_lost(summary)
+    parts.append(f"{sum(lost.values())} rows lost" + (f" ({', '.join(lost)})" if lost else ""))
+    return ("LOSS: " if lost else "ok: ") + ", ".join(parts)
 
 
 def _pipeline_sections(pipeline: Pipeline, storage: Mapping[str, _Counts] | None) -> dict[str, Any]:
@@ -129,6 +170,8 @@ def _pipeline_sections(pipeline: Pipeline, storage: Mapping[str, _Counts] | None
         written = {table: c.written for table, c in storage.items()}
         summary["storage"] = {
             "rows_written": written,
+            "rows_spilled": {t: getattr(c, "spilled", 0) for t, c in storage.items()},
+            "rows_recovered": {t: getattr(c, "recovered", 0) for t, c in storage.items()},
             "commit_retries": commit_retries(),
             "completeness": {
                 table: round(written.get(table, 0) / n, 6) if n else None

@@ -72,7 +72,7 @@ def execute(
     from qw_metrics import RemoteWriteConfigError
 
     from quotewatch.app.runner import Runner, RunOptions
-    from quotewatch.app.summary import write_summary
+    from quotewatch.app.summary import exit_status, write_summary
     from quotewatch.pipeline.pipeline import PipelineConfig
     from quotewatch.startup import probe_storage
     from quotewatch.storage.catalog import StorageConfigError
@@ -105,8 +105,9 @@ def execute(
         print(f"remote write: every {settings.push_interval:g}s", flush=True)
     if runner.writer is not None:
         print(f"storage: {runner.writer.config.warehouse}", flush=True)
-    write_summary(asyncio.run(runner.run(make_feed(runner))), args.summary_json)
-    return 0
+    summary = asyncio.run(runner.run(make_feed(runner)))
+    write_summary(summary, args.summary_json)
+    return exit_status(summary)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
