@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-async def _record(args: argparse.Namespace, recorder: Recorder) -> None:
+async def _record(args: argparse.Namespace, recorder: Recorder) -> bool:
+    """Record until the duration ends; whether the client ever connected."""
     feed = Feed(args.feed)
     credentials = ExchangeCredentials.from_env() if feed is Feed.EXCHANGE else None
     session = FeedSession(feed, products=args.products, taps=[recorder])
@@ -52,16 +53,22 @@ async def _record(args: argparse.Namespace, recorder: Recorder) -> None:
     )
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(client.run(), args.duration)
+    return session.stats.frames > 0
 
 
 def run(args: argparse.Namespace) -> int:
     """Record until the duration ends or Ctrl-C."""
     try:
         with Recorder(args.out) as recorder:
+            connected = False
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(_record(args, recorder))
+                connected = asyncio.run(_record(args, recorder))
             log.info("recorded %d frames to %s", recorder.frames, args.out)
     except (ConfigError, OSError) as exc:
         log.error("%s", exc)
+        return 2
+    if not connected:
+        log.error("never received a frame from %s: is the feed reachable? (see --url)",
+                  args.url or f"the {args.feed} feed")  # fmt: skip
         return 2
     return 0

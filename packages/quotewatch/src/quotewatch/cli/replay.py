@@ -16,7 +16,12 @@ log = logging.getLogger(__name__)
 
 
 def _speed(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number (times the recorded pace; 0 = as fast as possible), got {text!r}"
+        ) from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0 (0 = as fast as possible), got {text!r}")
     return value

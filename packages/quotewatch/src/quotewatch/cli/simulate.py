@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from quotewatch.cli.arguments import probability, products
+from quotewatch.cli.arguments import port, positive, probability, products
 from quotewatch.simulate.faults import FaultConfigError, Faults
 from quotewatch.simulate.market import SPECS, UnknownProductError
 from quotewatch.simulate.server import LocalExchange
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Prints one URL per protocol and runs until Ctrl-C or --duration.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
+    parser.add_argument("--port", type=port, default=0, help="port to bind; 0 picks a free one")
     parser.add_argument(
         "--products",
         type=products,
@@ -37,10 +37,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--rate", type=float, default=1.0, help="order-flow multiplier (default 1: realistic)"
+        "--rate", type=positive, default=1.0, help="order-flow multiplier (default 1: realistic)"
     )
     parser.add_argument("--depth", type=int, default=1000, help="book levels per side at start")
-    parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
+    parser.add_argument("--speed", type=positive, default=1.0, help="simulated seconds per second")
     faults = parser.add_argument_group("fault injection")
     faults.add_argument("--drop-matches", type=probability, default=0.0, metavar="P",
                         help="drop each trade at the source with probability P")  # fmt: skip
@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="each burst lasts S simulated seconds")  # fmt: skip
     faults.add_argument("--faults-json", type=Path, default=None, metavar="PATH",
                         help="on exit, write every injected fault to PATH as JSON")  # fmt: skip
-    parser.add_argument("--duration", type=float, default=None, metavar="S",
+    parser.add_argument("--duration", type=positive, default=None, metavar="S",
                         help="stop after S seconds (default: run until Ctrl-C)")  # fmt: skip
     parser.set_defaults(handler=run)
 
