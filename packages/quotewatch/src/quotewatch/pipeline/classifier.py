@@ -188,7 +188,7 @@ class OnlineClassifier:
                 self._unscored += 1
         result = self.train(labelled)
         if not self._state.ready or self._unscored >= SCORE_EVERY:
-            self._refresh()
+            self.refresh()
         return result
 
     @counted(ML_SAMPLES, label="1", amount=lambda r: r.ones)
@@ -230,7 +230,8 @@ class OnlineClassifier:
             self._seen[y] += 1
         return TrainResult(samples=len(labelled), zeros=len(labelled) - ones, ones=ones)
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
+        """Bring the state's counts, weights and scores up to the last label."""
         self._unscored = 0
         scores = self._evaluation.scores()
         seen = self._seen

@@ -252,9 +252,11 @@ class Pipeline:
         return prod
 
     def close(self) -> CountsReport:
-        """Write every predicted sample still waiting for its label (with a null label) and
-        report the counters; call once, after the last event."""
+        """Bring each model's state up to its last label, write every predicted sample still
+        waiting for its label (with a null label) and report the counters; call once, after the
+        last event."""
         for prod in self.products.values():
+            prod.classifier.refresh()
             waiting = prod.labeler.drain()
             if prod.pending is not None:
                 waiting.append(prod.pending)
