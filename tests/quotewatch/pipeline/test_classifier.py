@@ -128,6 +128,8 @@ def test_model_scores_are_exported_by_product_and_predictor() -> None:
     clf = OnlineClassifier(NAMES, warmup_per_class=5, product="TEST-SCORES")
     clf.learn(labelled(rng, 50))
     clf.learn(labelled(rng, 300, prob=0.3))
+    assert clf.state().scores is None  # refreshed at most once a second
+    clf.refresh()
     scores = clf.state().scores
     assert scores is not None
     values = {

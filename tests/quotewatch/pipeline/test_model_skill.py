@@ -38,6 +38,7 @@ def run_offline(seed: int, seconds: int) -> tuple[Pipeline, float | None]:
             session.handle_frame(frame.text, t)
         if first is None and pipeline.stats.predictions:
             first = (t - START) / 1e6
+    pipeline.close()  # brings the model's state up to its last label
     return pipeline, first
 
 

@@ -252,11 +252,13 @@ class Pipeline:
         return prod
 
     def close(self) -> CountsReport:
-        """Bring each model's state up to its last label, write every predicted sample still
-        waiting for its label (with a null label) and report the counters; call once, after the
-        last event."""
+        """Bring each model's state (and the published state) up to its last label, write every
+        predicted sample still waiting for its label (with a null label) and report the
+        counters; call once, after the last event."""
         for prod in self.products.values():
             prod.classifier.refresh()
+            if prod.state is not None:
+                self.state.update_product(prod.state._replace(model=prod.classifier.state()))
             waiting = prod.labeler.drain()
             if prod.pending is not None:
                 waiting.append(prod.pending)

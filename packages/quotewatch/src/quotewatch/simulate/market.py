@@ -9,7 +9,7 @@ stop triggers).
 
 How prices move is what makes the features carry signal, as on a real book:
 - **Volatility clusters.** The market switches between a calm regime and a turbulent one
-  (means of 10 s and 5 s). Turbulent, makers quote wider (the spread widens from 1-3 ticks to
+  (means of 14 s and 5 s). Turbulent, makers quote wider (the spread widens from 1-3 ticks to
   tens of ticks), post smaller sizes (the book thins) and the price moves more often and
   further: the spread, depth and volatility features all read the regime.
 - **Order-flow imbalance drives the mid.** A price move is a sweep of the touch and a re-quote
@@ -41,7 +41,7 @@ RECENT_TRADES = 50
 
 # Per product and second at rate 1.0, calm: about 40 level changes and 3 trades, the real
 # ballpark (Advanced Trade's BTC-USD carries about 80 level changes and 2 trades a second).
-LIMIT_RATE = 26.0
+LIMIT_RATE = 24.0
 CANCEL_RATE = 8.0
 MARKET_RATE = 1.2
 MOVE_RATE = 12.0  # candidate price moves; each happens with probability intensity / MOVE_RATE
@@ -52,7 +52,7 @@ ORDER_NOTIONAL = 2_000.0  # mean order value in quote currency
 # makers' half-spread as a fraction of the mean move (at most MAX_HALF_SPREAD ticks), size).
 # With these the book's mid moves more than 0.01% (the labeler's default threshold) in about
 # one 500 ms window in seven for BTC-USD, as on a lively day of the real feed.
-CALM = (10.0, 0.7, 0.5e-4, 0.0, 1.0)
+CALM = (14.0, 0.7, 0.5e-4, 0.0, 1.0)
 TURBULENT = (5.0, 3.0, 2.0e-4, 0.02, 0.4)
 MAX_HALF_SPREAD = 15
 IMBALANCE_LEAN = 0.3  # P(up) = 0.5 + lean * touch imbalance, for moves and market orders
