@@ -162,7 +162,9 @@ ML_PREDICT = LeanHistogram(
     buckets=FAST_BUCKETS,
 )
 ML_TRAIN = LeanHistogram(
-    "ml_train_duration_seconds", "Time for one mini-batch partial_fit.", buckets=LATENCY_BUCKETS
+    "ml_train_duration_seconds",
+    "Time for one training step: the SGD updates for the labels one book update brought.",
+    buckets=LATENCY_BUCKETS,
 )
 ML_SAMPLES = Counter("ml_samples", "Labelled training samples, by label.", ["label"])
 ML_PREDICTIONS = Counter("ml_predictions", "Predictions made, by predicted class.", ["prediction"])
