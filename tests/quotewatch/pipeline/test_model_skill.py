@@ -7,6 +7,7 @@ import json
 import random
 
 import pytest
+from prometheus_client import REGISTRY
 from quotewatch.ingest.parser import Feed
 from quotewatch.ingest.session import FeedSession
 from quotewatch.pipeline.pipeline import Pipeline, PipelineConfig
@@ -42,10 +43,19 @@ def run_offline(seed: int, seconds: int) -> tuple[Pipeline, float | None]:
     return pipeline, first
 
 
+def trained_counter(label: str) -> float:
+    return REGISTRY.get_sample_value("ml_samples_total", {"label": label}) or 0.0
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_model_beats_the_base_rate_on_held_back_data(seed: int) -> None:
+    before = (trained_counter("0"), trained_counter("1"))
     pipeline, first = run_offline(seed, seconds=240)
     prod = pipeline.products["BTC-USD"]
+    # Every label the model learned from is counted, reported in increments.
+    after = (trained_counter("0"), trained_counter("1"))
+    assert (after[0] - before[0], after[1] - before[1]) == prod.classifier.labels_seen
+    assert sum(prod.classifier.labels_seen) == pipeline.stats.labels
     scores = prod.classifier.state().scores
     assert scores is not None
     # Every sample in the window was scored before the model trained on it: held back.

@@ -53,9 +53,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from qw_metrics import counted, timed
+from qw_metrics import timed
 
-from quotewatch.metrics import ML_PREDICT, ML_SAMPLES, ML_TRAIN, MODEL_SCORES
+from quotewatch.metrics import ML_PREDICT, ML_TRAIN, MODEL_SCORES
 from quotewatch.pipeline.evaluation import Prequential
 from quotewatch.pipeline.labeler import Labelled
 from quotewatch.state import ModelState
@@ -169,6 +169,11 @@ class OnlineClassifier:
         """The weights on the standardised features, and the intercept."""
         return tuple(self._weights), self._bias
 
+    @property
+    def labels_seen(self) -> tuple[int, int]:
+        """Labelled samples learned from so far, (label 0, label 1), up to the last label."""
+        return self._seen[0], self._seen[1]
+
     def state(self) -> ModelState:
         """The model's state as of the last labels."""
         return self._state
@@ -207,8 +212,6 @@ class OnlineClassifier:
             self.refresh()
         return result
 
-    @counted(ML_SAMPLES, label="1", amount=lambda r: r.ones)
-    @counted(ML_SAMPLES, label="0", amount=lambda r: r.zeros)
     @timed(ML_TRAIN)
     def train(self, labelled: Sequence[Labelled]) -> TrainResult:
         """One SGD step per labelled sample, after updating the standardisation with it."""

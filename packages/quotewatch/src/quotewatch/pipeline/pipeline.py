@@ -20,9 +20,10 @@ product P:
 6. a new `ProductState` is published and returned; the message's latency (frame receipt, which
    the state carries as `received_at`, to here) is recorded from it.
 
-Counters (predictions per class, labeler evictions, the order-book update rate) are kept as
-plain integers and reported in increments by `report_counts` every 0.25 s and at `close`: a
-decorated call per message per counter cost more than the pipeline's own arithmetic. Rows
+Counters (predictions per class, samples trained on per label, labeler evictions, the
+order-book update rate) are kept as plain integers and reported in increments by
+`report_counts` every 0.25 s and at `close`: a decorated call per message per counter cost more
+than the pipeline's own arithmetic. Rows
 produced per table are read at collect time (`rows_produced`), so completeness compares them
 with storage's rows at one moment, with no reporting lag.
 
@@ -52,6 +53,7 @@ from quotewatch.metrics import (
     LABELER_EVICTIONS,
     MESSAGE_LATENCY,
     ML_PREDICTIONS,
+    ML_SAMPLES,
     ORDERBOOK_RATE,
     ROW_ACCOUNTS,
 )
@@ -106,6 +108,8 @@ class CountsReport:
     evictions: int
     predicted_zeros: int
     predicted_ones: int
+    trained_zeros: int = 0  # labelled samples the models learned from, by label
+    trained_ones: int = 0
 
 
 class _FloatCache(dict[Decimal, float]):
@@ -211,6 +215,7 @@ class Pipeline:
         self.replay = replay
         self.stats = PipelineStats()
         self._reported = PipelineStats()
+        self._reported_trained = (0, 0)
         self._horizon_s = config.label_horizon_us / 1e6
         self._levels = max(BOOK_DEPTH, config.features.levels_needed)
         self._floats = _FloatCache()
@@ -271,17 +276,24 @@ class Pipeline:
     @counted(LABELER_EVICTIONS, amount=lambda r: r.evictions)
     @counted(ML_PREDICTIONS, prediction="0", amount=lambda r: r.predicted_zeros)
     @counted(ML_PREDICTIONS, prediction="1", amount=lambda r: r.predicted_ones)
+    @counted(ML_SAMPLES, label="0", amount=lambda r: r.trained_zeros)
+    @counted(ML_SAMPLES, label="1", amount=lambda r: r.trained_ones)
     def report_counts(self) -> CountsReport:
         """The counters' increments since the last report (called every 0.25 s and by close)."""
         stats, last = self.stats, self._reported
         ones = stats.predicted_ones - last.predicted_ones
+        seen = [prod.classifier.labels_seen for prod in self.products.values()]
+        trained = (sum(s[0] for s in seen), sum(s[1] for s in seen))
         report = CountsReport(
             book_updates=stats.book_updates - last.book_updates,
             evictions=stats.evictions - last.evictions,
             predicted_zeros=stats.predictions - last.predictions - ones,
             predicted_ones=ones,
+            trained_zeros=trained[0] - self._reported_trained[0],
+            trained_ones=trained[1] - self._reported_trained[1],
         )
         self._reported = replace(stats)
+        self._reported_trained = trained
         return report
 
     def rows_produced(self) -> Mapping[str, int]:
