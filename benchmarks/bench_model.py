@@ -63,7 +63,6 @@ def classifier_log(recording: Path) -> Log:
     from quotewatch.ingest.replay import open_recording, replay
     from quotewatch.ingest.session import FeedSession
     from quotewatch.pipeline.classifier import OnlineClassifier
-    from quotewatch.pipeline.labeler import Labelled
     from quotewatch.state import StateStore
 
     log: Log = []
@@ -79,7 +78,6 @@ def classifier_log(recording: Path) -> Log:
             log.append(("L", [(item.sample.features, item.label) for item in labelled]))
             return super().learn(labelled)
 
-    _ = Labelled
     pipeline_module.OnlineClassifier = Recorder  # type: ignore[misc]
     try:
         feed, _size = open_recording(recording)
