@@ -15,7 +15,8 @@ How prices move is what makes the features carry signal, as on a real book:
 - **Order-flow imbalance drives the mid.** A price move is a sweep of the touch and a re-quote
   of makers at the new price; its direction leans towards the heavier side of the touch
   (queue imbalance) and its rate rises with how lopsided the touch is. Market orders lean the
-  same way, so trade imbalance leads the mid too.
+  same way, so trade imbalance leads the mid too; one in twenty is a large taker that sweeps
+  several levels at once, a burst of matches as the real feed has.
 
 Every full-channel event (received, open, done, match) advances the product's hidden
 `sequence`, so the `sequence` shown on matches jumps the way the real feed's does while
@@ -57,6 +58,7 @@ TURBULENT = (5.0, 3.0, 2.0e-4, 0.02, 0.4)
 MAX_HALF_SPREAD = 15
 IMBALANCE_LEAN = 0.3  # P(up) = 0.5 + lean * touch imbalance, for moves and market orders
 IMBALANCE_INTENSITY = 1.0  # moves come (1 + this * |touch imbalance|) times as often
+LARGE_TAKER, LARGE_TAKER_SHARE = 12, 0.05  # market orders 12 times the usual size, 1 in 20
 MOVE_LEVELS = 10  # a price move pulls at most this many levels, and makers post them again
 
 
@@ -389,9 +391,12 @@ class ProductMarket:
         return [BookChange(self.spec.product, t, (change,))]
 
     def _market(self, t: int) -> list[BookChange | Match]:
-        up = self._rng.random() < 0.5 + IMBALANCE_LEAN * self._imbalance()
+        rng = self._rng
+        up = rng.random() < 0.5 + IMBALANCE_LEAN * self._imbalance()
+        # Now and then a large taker sweeps many levels at once: a burst of matches.
+        size = 2 * self._qty() * (LARGE_TAKER if rng.random() < LARGE_TAKER_SHARE else 1)
         self.sequence += 1  # received
-        out, changes = self._sweep(t, "buy" if up else "sell", 2 * self._qty())
+        out, changes = self._sweep(t, "buy" if up else "sell", size)
         self.sequence += 1  # done
         return self._requote(t, out, changes, up)
 
