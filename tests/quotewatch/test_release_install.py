@@ -134,9 +134,11 @@ def test_installed_release_runs_as_on_cloud_run_and_stops_within_the_budget(
     assert summary == json.loads(summary_path.read_text())
 
     storage = summary["storage"]
-    # The model is still warming up this early, so there are no predictions to expect yet.
+    # The model predicts a few seconds in, so this short run may or may not expect predictions.
+    predicted = summary["pipeline"]["predictions"] > 0
     assert storage["completeness"] == {
-        "raw_orderbook": 1.0, "raw_trades": 1.0, "features": 1.0, "predictions": None,
+        "raw_orderbook": 1.0, "raw_trades": 1.0, "features": 1.0,
+        "predictions": 1.0 if predicted else None,
     }  # fmt: skip
     for table, written in storage["rows_written"].items():
         assert len(read_table(data_dir, table)) == written, table

@@ -42,7 +42,7 @@ def test_sigint_stops_feed_then_drains_flushes_and_serves_metrics_meanwhile(
     settings = Settings(data_dir=tmp_path, port=0, products=("BTC-USD",))
     runner = Runner(
         settings, Feed.EXCHANGE, RunOptions(dashboard=False),
-        config=PipelineConfig(warmup_per_class=5, batch_size=16),
+        config=PipelineConfig(warmup_per_class=5),
     )  # fmt: skip
     scraped: dict[str, Any] = {}
 

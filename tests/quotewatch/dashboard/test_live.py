@@ -115,3 +115,30 @@ def test_staleness_is_the_stores_age_when_collected_page_open_or_not() -> None:
     assert sample("dashboard_update_age_seconds") >= first + 0.2
     store.update_product(product_state(now=time.time()))
     assert sample("dashboard_update_age_seconds") < 1.0
+
+
+def test_ready_model_shows_skill_auc_and_accuracy_beside_the_base_rate_and_calibration() -> None:
+    state = product_state(now=NOW, step=0)
+    scores = state.model.scores
+    assert scores is not None
+    out = outputs(render_live(snapshot(state), None, None, NOW, 5.0))
+    assert out["model-skill-value.children"] == f"{scores.skill:+.3f}"
+    assert out["model-skill-caption.children"].startswith(
+        "log loss 0.360 vs base rate 0.440; last 1,000 labelled predictions"
+    )
+    assert out["model-auc-value.children"] == "0.810"
+    assert out["model-auc-caption.children"] == "base rate 0.520; 0.5 is chance"
+    assert out["model-accuracy-value.children"] == "87.0%"
+    assert out["model-accuracy-caption.children"] == "always-0: 84.0%"
+    diagonal, points = out["calibration-chart.figure"]["data"]
+    assert diagonal["x"] == [0, 1]
+    assert points["x"] == [b.predicted for b in scores.calibration]
+    assert points["y"] == [b.observed for b in scores.calibration]
+    assert len(points["x"]) == 6
+
+
+def test_before_warm_up_the_scores_wait() -> None:
+    out = outputs(render_live(snapshot(product_state(now=NOW, ready=False)), None, None, NOW, 5.0))
+    assert out["model-skill-value.children"] == "—"
+    assert out["model-auc-caption.children"] == "after warm-up"
+    assert out["calibration-chart.figure"]["data"] == []

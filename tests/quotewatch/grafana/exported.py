@@ -66,6 +66,8 @@ def metrics_with_label(label: str) -> set[str]:
         wrapper = isinstance(value, prometheus_client.metrics.MetricWrapperBase)
         if wrapper and label in value._labelnames:
             names |= _sample_names_of(value)
+    if label == "product":  # the model's score gauges, read at collect time, are per product
+        names |= {name for name, *_ in quotewatch.metrics.ModelScoresCollector.GAUGES}
     return names
 
 

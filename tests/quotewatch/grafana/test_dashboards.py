@@ -308,6 +308,7 @@ def test_pipeline_health_layout_follows_the_design() -> None:
         ["Messages received vs rows expected vs rows written"],
         ["Flush latency", "Flush batch size"],
         ["Completeness over time", "Feed and storage incidents"],
+        ["Model skill", "Log loss: model vs base rate", "ROC AUC"],
     ]
     assert _panel("data-pipeline-health.json", "Data completeness")["type"] == "gauge"
     assert _panel("data-pipeline-health.json", "Flush latency")["type"] == "heatmap"

@@ -71,7 +71,7 @@ def ran() -> tuple[Pipeline, RecordingSink, StateStore, dict[str, float]]:
     before = {
         t: expected_rows(t) for t in ("raw_orderbook", "raw_trades", "features", "predictions")
     }
-    config = PipelineConfig(batch_size=64, warmup_per_class=20, label_threshold=0.00002)
+    config = PipelineConfig(warmup_per_class=20, label_threshold=0.00002)
     pipeline, sink, store = run(120.0, config)
     pipeline.close()
     delta = {t: expected_rows(t) - before[t] for t in before}

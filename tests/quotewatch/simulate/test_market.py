@@ -191,3 +191,42 @@ def test_decimal_strings() -> None:
     assert trimmed("65062.50") == "65062.5"
     assert trimmed("0.00000000") == "0"
     assert trimmed("100") == "100"
+
+
+def test_btc_usd_quotes_a_few_ticks_wide_widening_in_bursts_with_real_sizes() -> None:
+    market = Market(["BTC-USD"], seed=3, start_us=START)
+    pm = market.products["BTC-USD"]
+    spreads, top_sizes, turbulent = [], [], 0
+    for k in range(1, 300 * 20 + 1):  # 300 s, sampled every 50 ms
+        market.advance(START + k * 50_000)
+        bid, ask = pm.bids.nth_best(0), pm.asks.nth_best(0)
+        spreads.append(ask - bid)  # in ticks of 0.01
+        top_sizes.append(pm.bids.levels[bid] / 1e8)  # BTC
+        turbulent += pm.turbulent
+    spreads.sort()
+    assert spreads[len(spreads) // 2] <= 2  # mostly a tick or two, as on the real book
+    assert spreads[int(len(spreads) * 0.95)] >= 10  # ... widening in the turbulent bursts
+    assert 0.1 < turbulent / len(spreads) < 0.5
+    top_sizes.sort()
+    assert 0.001 < top_sizes[len(top_sizes) // 2] < 1.0  # hundredths to tenths of a BTC
+    assert 500 < len(pm.bids) < 1500  # the default depth: about 1,000 levels a side
+
+
+def test_the_touch_imbalance_leads_the_mid() -> None:
+    market = Market(["BTC-USD"], seed=5, start_us=START)
+    pm = market.products["BTC-USD"]
+    imbalances, mids = [], []
+    for k in range(1, 300 * 20 + 1):
+        market.advance(START + k * 50_000)
+        bid, ask = pm.bids.nth_best(0), pm.asks.nth_best(0)
+        b, a = pm.bids.levels[bid], pm.asks.levels[ask]
+        imbalances.append((b - a) / (b + a))
+        mids.append((bid + ask) / 2)
+    pairs = [
+        (imb, later - now)
+        for imb, now, later in zip(imbalances, mids, mids[10:], strict=False)
+        if later != now
+    ]
+    agree = sum((imb > 0) == (move > 0) for imb, move in pairs if imb != 0)
+    # The mid moves towards the heavier side of the touch more often than not.
+    assert agree / len(pairs) > 0.53  # 0.552 with this seed; 0.5 would be no lead

@@ -162,7 +162,9 @@ ML_PREDICT = LeanHistogram(
     buckets=FAST_BUCKETS,
 )
 ML_TRAIN = LeanHistogram(
-    "ml_train_duration_seconds", "Time for one mini-batch partial_fit.", buckets=LATENCY_BUCKETS
+    "ml_train_duration_seconds",
+    "Time for one training step: the SGD updates for the labels one book update brought.",
+    buckets=LATENCY_BUCKETS,
 )
 ML_SAMPLES = Counter("ml_samples", "Labelled training samples, by label.", ["label"])
 ML_PREDICTIONS = Counter("ml_predictions", "Predictions made, by predicted class.", ["prediction"])
@@ -336,6 +338,73 @@ class _CommitRetries(logging.Handler):
 
 
 logging.getLogger("pyiceberg.table").addHandler(_CommitRetries(logging.WARNING))
+
+
+# --- model quality (issue 15): prequential scores, read at collect time ---------------------
+class ScoredModel(Protocol):
+    """What a classifier shows: its product and its state, whose `scores` may be None."""
+
+    product: str
+
+    def state(self) -> Any: ...
+
+
+class ModelScoresCollector:
+    """Gauges of each live classifier's rolling prequential scores, by product and predictor
+    (`model` or `base_rate`), read at collect time from its state: nothing per message."""
+
+    # (metric, help, ModelScores field for the model, field for the base rate or None)
+    GAUGES: tuple[tuple[str, str, str, str | None], ...] = (
+        ("ml_log_loss", "Rolling prequential log loss, by predictor.", "log_loss",
+         "log_loss_base"),
+        ("ml_brier_score", "Rolling prequential Brier score, by predictor.", "brier",
+         "brier_base"),
+        ("ml_roc_auc", "Rolling prequential ROC AUC, by predictor.", "auc", "auc_base"),
+        ("ml_accuracy", "Rolling prequential accuracy at 0.5, by predictor.", "accuracy",
+         "accuracy_base"),
+        ("ml_log_loss_skill", "Rolling log-loss skill, 1 - logloss_model / logloss_base.",
+         "skill", None),
+        ("ml_scored_samples", "Samples in the rolling prequential window.", "samples", None),
+        ("ml_label_rate", "Share of label 1 in the rolling prequential window.",
+         "positive_rate", None),
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.models = _Instances()
+
+    def track(self, cls: type[T]) -> type[T]:
+        """Class decorator: every live instance's scores are exported."""
+        return self.models.track(cls)
+
+    def describe(self) -> list[Metric]:
+        """The families, without samples, for the registry's name-clash check."""
+        return self._families([])
+
+    def collect(self) -> list[Metric]:
+        """One sample per live classifier with scores, per gauge and predictor."""
+        return self._families(self.models.live())
+
+    def _families(self, models: list[ScoredModel]) -> list[Metric]:
+        scored = [(m.product, m.state().scores) for m in models]
+        families: list[Metric] = []
+        for name, text, field, base in self.GAUGES:
+            labels = ["product", "predictor"] if base else ["product"]
+            family = GaugeMetricFamily(name, text, labels=labels)
+            for product, scores in sorted(scored, key=lambda ps: ps[0]):
+                if scores is None:
+                    continue
+                for predictor, attr in (("model", field), ("base_rate", base)):
+                    if attr is None:
+                        continue
+                    value = getattr(scores, attr)
+                    if value is not None:
+                        family.add_metric([product, predictor] if base else [product], value)
+            families.append(family)
+        return families
+
+
+MODEL_SCORES = ModelScoresCollector()
+REGISTRY.register(MODEL_SCORES)
 
 
 # --- dashboard --------------------------------------------------------------------------------

@@ -52,15 +52,46 @@ class TradeView(NamedTuple):
     taker_side: str
 
 
+class CalibrationBin(NamedTuple):
+    """Predictions with probability in [low, high): their mean and the observed rate of 1."""
+
+    low: float
+    high: float
+    predicted: float
+    observed: float
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelScores:
+    """Prequential scores over the last `samples` predicted-then-labelled samples, of the model
+    and of the base-rate predictor (see `quotewatch.pipeline.evaluation`)."""
+
+    samples: int
+    positive_rate: float  # share of label 1 among them
+    log_loss: float
+    log_loss_base: float
+    skill: float  # 1 - log_loss / log_loss_base
+    brier: float
+    brier_base: float
+    auc: float | None  # None until both labels were seen
+    auc_base: float | None
+    accuracy: float  # at 0.5
+    accuracy_base: float
+    calibration: tuple[CalibrationBin, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class ModelState:
     """What the online classifier knows right now."""
 
     ready: bool = False
-    class_counts: tuple[int, int] = (0, 0)  # labelled samples trained on: (label 0, label 1)
+    class_counts: tuple[int, int] = (0, 0)  # labelled samples seen: (label 0, label 1)
     warmup_target: int = 100  # samples of EACH class needed before predictions are made
     accuracy_recent: float | None = None  # over recent labelled samples predicted when ready
     weights: Mapping[str, float] = field(default_factory=lambda: _EMPTY)  # per feature, scaled
+    trained: int = 0  # labelled samples trained on
+    scores: ModelScores | None = None  # prequential scores; None until a prediction is labelled
 
 
 class ProductState(NamedTuple):

@@ -74,6 +74,8 @@ class RunOptions:
     # processing, not from the recorded receive time.
     replay: bool = False
     shutdown_budget: float = SHUTDOWN_BUDGET  # seconds from the stop to the end of shutdown
+    # False serves neither the dashboard nor /metrics (a replay that was not asked to).
+    serve: bool = True
 
 
 class Runner:
@@ -111,6 +113,7 @@ class Runner:
         self.session.consumers.append(self.pipeline.process)
         self.pusher = MetricsPusher.from_env(job=settings.job, environ=_push_environ(settings))
         self.server: Any = None  # DashboardServer or MetricsServer once started
+        self._services_started = False
         self._started = 0.0
 
     @property
@@ -123,11 +126,12 @@ class Runner:
         host, port = self.settings.host, self.settings.port
         writer = self.writer
         storage_open = None if writer is None else (lambda: writer.storage_open)
-        if self.options.dashboard:
+        if self.options.dashboard and self.options.serve:
             self.server = serve(self.store, host=host, port=port, storage_open=storage_open)
-        else:
+        elif self.options.serve:
             self.server = MetricsServer(host, port, self.store, storage_open)
         self.pusher.start()
+        self._services_started = True
 
     async def run(self, feed: Callable[[], Awaitable[object]]) -> dict[str, Any]:
         """Run `feed()` (a coroutine driving `self.session`) until a signal, the duration, or
@@ -139,7 +143,7 @@ class Runner:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
                 installed.append(sig)
-        if self.server is None:
+        if self.server is None and not self._services_started:
             self.start_services()
         failure: BaseException | None = None
         try:

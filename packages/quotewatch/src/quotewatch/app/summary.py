@@ -21,7 +21,7 @@ from quotewatch.metrics import COMMIT_RETRIES, MESSAGE_LATENCY
 
 if TYPE_CHECKING:
     from quotewatch.ingest.session import FeedSession
-    from quotewatch.pipeline.pipeline import Pipeline
+    from quotewatch.pipeline.pipeline import Pipeline, ProductPipeline
 
 
 class _Counts(Protocol):
@@ -156,11 +156,13 @@ def _pipeline_sections(pipeline: Pipeline, storage: Mapping[str, _Counts] | None
         "model": {
             "ready": bool(models) and all(m.ready for m in models.values()),
             "accuracy_recent": round(sum(accuracies) / len(accuracies), 4) if accuracies else None,
+            **_headline(pipeline),
             "products": {
                 name: {
                     "ready": m.ready,
                     "accuracy_recent": m.accuracy_recent,
                     "class_counts": list(m.class_counts),
+                    **_model_scores(pipeline.products[name]),
                 }
                 for name, m in models.items()
             },
@@ -179,3 +181,59 @@ def _pipeline_sections(pipeline: Pipeline, storage: Mapping[str, _Counts] | None
             },
         }
     return summary
+
+
+# --- the model section's prequential scores (issue 15) -----------------------------------------
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def _model_scores(prod: ProductPipeline) -> dict[str, Any]:
+    """One product's prequential scores, first prediction and prediction percentiles."""
+    classifier = prod.classifier
+    scores = classifier.state().scores
+    out: dict[str, Any] = {
+        "trained": classifier.state().trained,
+        "first_prediction_s": _rounded(prod.first_prediction_s),
+        "scored_total": classifier.evaluation.scored,
+        "prediction_p01": _rounded(prod.predictions.quantile(0.01)),
+        "prediction_p50": _rounded(prod.predictions.quantile(0.5)),
+        "prediction_p99": _rounded(prod.predictions.quantile(0.99)),
+    }
+    if scores is None:
+        return {**out, "scores": None}
+    out["scores"] = {
+        "window": scores.samples,
+        "label_rate": _rounded(scores.positive_rate),
+        "skill": _rounded(scores.skill),
+        "log_loss": _rounded(scores.log_loss),
+        "log_loss_base": _rounded(scores.log_loss_base),
+        "brier": _rounded(scores.brier),
+        "brier_base": _rounded(scores.brier_base),
+        "auc": _rounded(scores.auc),
+        "auc_base": _rounded(scores.auc_base),
+        "accuracy": _rounded(scores.accuracy),
+        "accuracy_base": _rounded(scores.accuracy_base),
+        "calibration": [
+            {"low": b.low, "high": b.high, "predicted": _rounded(b.predicted),
+             "observed": _rounded(b.observed), "samples": b.samples}
+            for b in scores.calibration
+        ],
+    }  # fmt: skip
+    return out
+
+
+def _headline(pipeline: Pipeline) -> dict[str, Any]:
+    """Skill and AUC over every product's window, weighted by samples scored."""
+    scored = [s for prod in pipeline.products.values() if (s := prod.classifier.state().scores)]
+    if not scored:
+        return {"skill": None, "auc": None, "log_loss": None, "log_loss_base": None}
+    n = sum(s.samples for s in scored)
+    ll = sum(s.log_loss * s.samples for s in scored) / n
+    base = sum(s.log_loss_base * s.samples for s in scored) / n
+    aucs = [(s.auc, s.samples) for s in scored if s.auc is not None]
+    auc = sum(a * k for a, k in aucs) / sum(k for _, k in aucs) if aucs else None
+    return {"skill": _rounded(1 - ll / base if base > 0 else 0.0), "auc": _rounded(auc),
+            "log_loss": _rounded(ll), "log_loss_base": _rounded(base)}  # fmt: skip

@@ -356,7 +356,7 @@ def _empty_text(chart: Chart, points: Sequence[Point], *, pushing: bool, trained
 
 def _chart_figures(points: Sequence[Point], *, trained: bool) -> list[Figure]:
     """Every time-series chart, from one pass over the points; `trained` says whether the
-    model has trained a mini-batch yet (predictions start only after its warm-up)."""
+    model has trained yet (predictions start only after its warm-up)."""
     series: dict[str, dict[str, tuple[list[float], list[float | None]]]] = {
         chart.key: {} for chart in CHARTS
     }

@@ -6,6 +6,7 @@ One callback renders the whole page from the immutable snapshot the pipeline pub
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ FEATURE_CARDS: tuple[tuple[str, str, str, int], ...] = (
 )
 
 WEIGHTS_HEIGHT = 230
+CALIBRATION_HEIGHT = 230
 SHOWN = {"display": "block"}
 HIDDEN = {"display": "none"}
 
@@ -65,6 +67,11 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("model-progress", "children"),
     ("model-accuracy-value", "children"),
     ("model-accuracy-caption", "children"),
+    ("model-skill-value", "children"),
+    ("model-skill-caption", "children"),
+    ("model-auc-value", "children"),
+    ("model-auc-caption", "children"),
+    ("calibration-chart", "figure"),
 )
 
 
@@ -122,7 +129,24 @@ def layout(interval_ms: int) -> html.Div:
                         children=[
                             html.Div("Model", className="qw-panel-title"),
                             html.Div(id="model-progress"),
-                            stat_card("model-accuracy", "Rolling accuracy"),
+                            html.Div(
+                                className="qw-row",
+                                children=[
+                                    stat_card("model-skill", "Log-loss skill"),
+                                    stat_card("model-auc", "ROC AUC"),
+                                    stat_card("model-accuracy", "Accuracy"),
+                                ],
+                            ),
+                            html.Div(
+                                "Calibration: observed vs predicted (10 bins)",
+                                className="qw-card-title qw-gap",
+                            ),
+                            dcc.Graph(
+                                id="calibration-chart",
+                                figure=figure([], x_date=False, height=CALIBRATION_HEIGHT),
+                                config={"displayModeBar": False},
+                                style={"height": f"{CALIBRATION_HEIGHT}px"},
+                            ),
                             html.Div("Feature weights", className="qw-card-title qw-gap"),
                             dcc.Graph(
                                 id="weights-chart",
@@ -193,7 +217,8 @@ def render_live(
             figure([], height=470, empty_text="waiting for data"),
             figure([], x_date=False, height=WEIGHTS_HEIGHT),
         ]
-        values += [_progress(ModelState()), "—", ""]
+        values += [_progress(ModelState()), *_score_cards(ModelState())]
+        values.append(calibration_figure(ModelState()))
         return LiveView(age, tuple(values))
 
     values += _prediction(product)
@@ -211,10 +236,59 @@ def render_live(
         candles_figure(product),
         weights_figure(model),
         _progress(model),
-        "—" if model.accuracy_recent is None else f"{model.accuracy_recent:.1%}",
-        "on recent labelled samples" if model.ready else "after warm-up",
+        *_score_cards(model),
+        calibration_figure(model),
     ]
     return LiveView(age, tuple(values))
+
+
+def _score_cards(model: ModelState) -> list[str]:
+    """Accuracy, skill and AUC values and captions, each beside the base rate's."""
+    scores = model.scores
+    if scores is None:
+        wait = "after warm-up" if not model.ready else "once predictions are labelled"
+        return ["—", wait, "—", wait, "—", wait]
+    window = f"last {scores.samples:,} labelled predictions"
+    auc_base = "—" if scores.auc_base is None else f"{scores.auc_base:.3f}"
+    return [
+        f"{scores.accuracy:.1%}",
+        f"always-{int(scores.positive_rate >= 0.5)}: {scores.accuracy_base:.1%}",
+        f"{scores.skill:+.3f}",
+        f"log loss {scores.log_loss:.3f} vs base rate {scores.log_loss_base:.3f}; {window}",
+        "—" if scores.auc is None else f"{scores.auc:.3f}",
+        f"base rate {auc_base}; 0.5 is chance",
+    ]
+
+
+def calibration_figure(model: ModelState) -> Figure:
+    """Observed rate of moves against mean predicted probability, per bin, with the diagonal."""
+    scores = model.scores
+    if scores is None or not scores.calibration:
+        return figure(
+            [], x_date=False, height=CALIBRATION_HEIGHT, empty_text="no labelled predictions yet"
+        )
+    bins = scores.calibration
+    diagonal = {
+        "type": "scatter", "mode": "lines", "name": "perfect", "x": [0, 1], "y": [0, 1],
+        "line": {"color": MUTED, "width": 1, "dash": "dot"}, "hoverinfo": "skip",
+    }  # fmt: skip
+    points = {
+        "type": "scatter",
+        "mode": "lines+markers",
+        "name": "model",
+        "x": [b.predicted for b in bins],
+        "y": [b.observed for b in bins],
+        "text": [f"{b.low:.0%}–{b.high:.0%}: {b.samples:,} samples" for b in bins],
+        "marker": {
+            "color": ACCENT,
+            "size": [6 + 14 * math.sqrt(b.samples / scores.samples) for b in bins],
+        },
+        "line": {"color": ACCENT, "width": 1.4},
+    }
+    fig = figure([diagonal, points], x_date=False, height=CALIBRATION_HEIGHT, showlegend=False)
+    fig["layout"]["xaxis"].update(range=[0, 1], title={"text": "predicted"}, tickformat=".0%")
+    fig["layout"]["yaxis"].update(range=[0, 1], title={"text": "observed"}, tickformat=".0%")
+    return fig
 
 
 def _freshness(

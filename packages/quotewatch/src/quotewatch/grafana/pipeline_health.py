@@ -7,6 +7,7 @@ from quotewatch.grafana.panels import (
     PIPELINE_HEALTH_UID,
     SYSTEM_PERFORMANCE_UID,
     Json,
+    Panel,
     Query,
     bargauge,
     dashboard,
@@ -74,6 +75,52 @@ def completeness(window: str) -> str:
 def buffer_fill(name: str) -> str:
     """How full buffer `name` is, in percent of its capacity (the fullest instance)."""
     return f"100 * max({selector(f'{name}_buffer_size')} / {selector(f'{name}_buffer_capacity')})"
+
+
+def model_row() -> list[Panel]:
+    """Is the model earning its place? Prequential skill, log loss and AUC against the base rate."""
+    return [
+        timeseries(
+            "Model skill",
+            "Log-loss skill, 1 - logloss_model / logloss_base, over the last 1,000 labelled "
+            "predictions, each scored before the model learned from it. 0 is no better than "
+            "predicting the running rate of moves; below 0, worse.",
+            [
+                Query(
+                    f"max by (product) ({selector('ml_log_loss_skill', product=True)})",
+                    "{{product}}",
+                )
+            ],
+            unit="none",
+            width=8,
+        ),
+        timeseries(
+            "Log loss: model vs base rate",
+            "Rolling prequential log loss of the model and of the base-rate predictor, by "
+            "product; the model's line should stay below the base rate's.",
+            [
+                Query(
+                    f"max by (product, predictor) ({selector('ml_log_loss', product=True)})",
+                    "{{product}} {{predictor}}",
+                )
+            ],
+            unit="none",
+            width=8,
+        ),
+        timeseries(
+            "ROC AUC",
+            "Rolling prequential ROC AUC of the model and of the base rate, by product: how "
+            "well the probability ranks moves above non-moves (0.5 is chance).",
+            [
+                Query(
+                    f"max by (product, predictor) ({selector('ml_roc_auc', product=True)})",
+                    "{{product}} {{predictor}}",
+                )
+            ],
+            unit="none",
+            width=8,
+        ),
+    ]
 
 
 def build(*, job: str = DEFAULT_JOB, runbook_url: str = DEFAULT_RUNBOOK_BASE_URL) -> Json:
@@ -276,6 +323,7 @@ def build(*, job: str = DEFAULT_JOB, runbook_url: str = DEFAULT_RUNBOOK_BASE_URL
                 bars=True,
             ),
         ],
+        model_row(),
     ]
     return dashboard(
         uid=UID,

@@ -82,8 +82,9 @@ def build(*, job: str = DEFAULT_JOB, runbook_url: str = DEFAULT_RUNBOOK_BASE_URL
             ),
             _latency_panel(
                 "ML train time",
-                "Time for one mini-batch partial_fit (p50, p99). Training runs beside "
-                "prediction, so spikes here can show up as pipeline latency.",
+                "Time for one training step (p50, p99): the labels of one book update. "
+                "Training runs beside prediction, so spikes here can show up as pipeline "
+                "latency.",
                 sample_name(ML_TRAIN),
             ),
         ],

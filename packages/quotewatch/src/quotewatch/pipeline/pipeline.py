@@ -11,17 +11,19 @@ product P:
 2. features from the top of the book and P's trade buffer (stage `features`);
 3. the labeler queues P's previous sample, then labels every waiting sample whose horizon this
    update's exchange time reached (stage `labeler`);
-4. the classifier learns from those labels (a mini-batch partial_fit when enough are queued)
-   and predicts from this update's features (stage `classifier`); the prediction rides with
-   this update's sample, which the labeler queues on P's next update;
+4. the classifier scores those labels' predictions (prequential: before it trains on them),
+   learns from them (one SGD step per sample) and predicts from this
+   update's features (stage `classifier`); the prediction rides with this update's sample,
+   which the labeler queues on P's next update;
 5. rows for `raw_orderbook` and `features`, and a `predictions` row for every predicted sample
    that was labelled or evicted (stage `writer`);
 6. a new `ProductState` is published and returned; the message's latency (frame receipt, which
    the state carries as `received_at`, to here) is recorded from it.
 
-Counters (predictions per class, labeler evictions, the order-book update rate) are kept as
-plain integers and reported in increments by `report_counts` every 0.25 s and at `close`: a
-decorated call per message per counter cost more than the pipeline's own arithmetic. Rows
+Counters (predictions per class, samples trained on per label, labeler evictions, the
+order-book update rate) are kept as plain integers and reported in increments by
+`report_counts` every 0.25 s and at `close`: a decorated call per message per counter cost more
+than the pipeline's own arithmetic. Rows
 produced per table are read at collect time (`rows_produced`), so completeness compares them
 with storage's rows at one moment, with no reporting lag.
 
@@ -37,10 +39,12 @@ that published a state. In a replay that time is the recorded one, so a pipeline
 from __future__ import annotations
 
 import time
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
+import numpy as np
 from qw_metrics import counted, recorded, seconds_since, timed
 
 from quotewatch.book import OrderBook
@@ -49,6 +53,7 @@ from quotewatch.metrics import (
     LABELER_EVICTIONS,
     MESSAGE_LATENCY,
     ML_PREDICTIONS,
+    ML_SAMPLES,
     ORDERBOOK_RATE,
     ROW_ACCOUNTS,
 )
@@ -73,8 +78,8 @@ class PipelineConfig:
     label_threshold: float = 0.0001  # 0.01%
     labeler_capacity: int = 1000
     trade_capacity: int = 1000
-    batch_size: int = 512
-    warmup_per_class: int = 100
+    warmup_per_class: int = 8
+    score_window: int = 1000  # labelled samples the prequential scores cover
     candle_interval_us: int = 1_000_000
     candles_kept: int = 120
     trades_shown: int = 50
@@ -103,6 +108,8 @@ class CountsReport:
     evictions: int
     predicted_zeros: int
     predicted_ones: int
+    trained_zeros: int = 0  # labelled samples the models learned from, by label
+    trained_ones: int = 0
 
 
 class _FloatCache(dict[Decimal, float]):
@@ -122,8 +129,10 @@ class ProductPipeline:
         "candles",
         "classifier",
         "extractor",
+        "first_prediction_s",
         "labeler",
         "pending",
+        "predictions",
         "product",
         "state",
         "trades",
@@ -131,17 +140,49 @@ class ProductPipeline:
 
     def __init__(self, product: str, config: PipelineConfig) -> None:
         self.product = product
+        self.predictions = PredictionSample()
+        self.first_prediction_s: float | None = None  # wall seconds from the pipeline's start
         self.trades = TradeBuffer(config.trade_capacity, config.features.trade_window_us)
         self.extractor = FeatureExtractor(self.trades, config.features)
         self.labeler = Labeler(
             config.label_horizon_us, config.label_threshold, config.labeler_capacity
         )
         self.classifier = OnlineClassifier(
-            FEATURE_NAMES, batch_size=config.batch_size, warmup_per_class=config.warmup_per_class
-        )
+            FEATURE_NAMES, warmup_per_class=config.warmup_per_class,
+            score_window=config.score_window, product=product,
+        )  # fmt: skip
         self.candles = CandleBuilder(config.candle_interval_us, config.candles_kept)
         self.pending: Sample | None = None  # this product's last sample, queued on its next update
         self.state: ProductState | None = None
+
+
+class PredictionSample:
+    """A bounded, evenly spaced sample of the predictions made, for their percentiles: every
+    `stride`-th is kept, and the stride doubles (halving what is kept) when it fills."""
+
+    __slots__ = ("_count", "_kept", "_stride")
+
+    CAPACITY = 20_000
+
+    def __init__(self) -> None:
+        self._kept = array("d")
+        self._count = 0
+        self._stride = 1
+
+    def add(self, probability: float) -> None:
+        """Record one prediction."""
+        if self._count % self._stride == 0:
+            if len(self._kept) >= self.CAPACITY:
+                self._kept = self._kept[::2]
+                self._stride *= 2
+            self._kept.append(probability)
+        self._count += 1
+
+    def quantile(self, q: float) -> float | None:
+        """The q-quantile of the predictions, or None before any."""
+        if not self._kept:
+            return None
+        return float(np.quantile(np.frombuffer(self._kept, dtype=np.float64), q))
 
 
 def _latency(state: ProductState | None) -> float | None:
@@ -174,11 +215,13 @@ class Pipeline:
         self.replay = replay
         self.stats = PipelineStats()
         self._reported = PipelineStats()
+        self._reported_trained = (0, 0)
         self._horizon_s = config.label_horizon_us / 1e6
         self._levels = max(BOOK_DEPTH, config.features.levels_needed)
         self._floats = _FloatCache()
         self._feed = FeedStatus(source=source, connected=False)
         self._feed_at = 0.0
+        self._started = time.monotonic()
         state.update_feed(source=source)
 
     @recorded(MESSAGE_LATENCY, value=_latency)
@@ -214,9 +257,13 @@ class Pipeline:
         return prod
 
     def close(self) -> CountsReport:
-        """Write every predicted sample still waiting for its label (with a null label) and
-        report the counters; call once, after the last event."""
+        """Bring each model's state (and the published state) up to its last label, write every
+        predicted sample still waiting for its label (with a null label) and report the
+        counters; call once, after the last event."""
         for prod in self.products.values():
+            prod.classifier.refresh()
+            if prod.state is not None:
+                self.state.update_product(prod.state._replace(model=prod.classifier.state()))
             waiting = prod.labeler.drain()
             if prod.pending is not None:
                 waiting.append(prod.pending)
@@ -229,17 +276,24 @@ class Pipeline:
     @counted(LABELER_EVICTIONS, amount=lambda r: r.evictions)
     @counted(ML_PREDICTIONS, prediction="0", amount=lambda r: r.predicted_zeros)
     @counted(ML_PREDICTIONS, prediction="1", amount=lambda r: r.predicted_ones)
+    @counted(ML_SAMPLES, label="0", amount=lambda r: r.trained_zeros)
+    @counted(ML_SAMPLES, label="1", amount=lambda r: r.trained_ones)
     def report_counts(self) -> CountsReport:
         """The counters' increments since the last report (called every 0.25 s and by close)."""
         stats, last = self.stats, self._reported
         ones = stats.predicted_ones - last.predicted_ones
+        seen = [prod.classifier.labels_seen for prod in self.products.values()]
+        trained = (sum(s[0] for s in seen), sum(s[1] for s in seen))
         report = CountsReport(
             book_updates=stats.book_updates - last.book_updates,
             evictions=stats.evictions - last.evictions,
             predicted_zeros=stats.predictions - last.predictions - ones,
             predicted_ones=ones,
+            trained_zeros=trained[0] - self._reported_trained[0],
+            trained_ones=trained[1] - self._reported_trained[1],
         )
         self._reported = replace(stats)
+        self._reported_trained = trained
         return report
 
     def rows_produced(self) -> Mapping[str, int]:
@@ -280,6 +334,9 @@ class Pipeline:
             stats.predictions += 1
             if probability >= 0.5:
                 stats.predicted_ones += 1
+            prod.predictions.add(probability)
+            if prod.first_prediction_s is None:
+                prod.first_prediction_s = time.monotonic() - self._started
         if self.sink is not None:
             self._write(
                 prod, time_us=time_us, received_us=received_us, bids=bids, asks=asks, mid=mid,

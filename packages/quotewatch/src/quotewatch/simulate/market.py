@@ -1,14 +1,26 @@
 """The deterministic market model behind `quotewatch simulate`: pure, no I/O, no wall clock.
 
-Each product has its own random generator seeded from (seed, product), a mid price that follows
-a random walk, and three Poisson order flows (limit, cancel, market) plus a flow of order events
-that never reach the level2 book (IOC misses, stop triggers). The book follows the moving mid the
-way a real one does: limit orders land around the mid and sweep what they cross, makers pull
-quotes the mid has moved through and step in on a side left far behind it, and orders placed
-behind the best put back the levels that cancels and sweeps take, so the book stays two-sided
-and near its depth however long it runs. Every full-channel event (received,
-open, done, match) advances the product's hidden `sequence`, so the `sequence` shown on matches
-jumps the way the real feed's does while `trade_id` steps by exactly 1.
+Each product has its own random generator seeded from (seed, product) and a book of about
+`depth` levels a side, on a 0.01 tick for the USD products, with sizes of a few hundredths of
+BTC (lognormal, about $2,000 a level) as the real feed shows. Order flow comes in Poisson
+streams: limit orders (most near the touch, the rest refilling the book behind it), cancels,
+market orders, price moves, and order events that never reach the level2 book (IOC misses,
+stop triggers).
+
+How prices move is what makes the features carry signal, as on a real book:
+- **Volatility clusters.** The market switches between a calm regime and a turbulent one
+  (means of 14 s and 5 s). Turbulent, makers quote wider (the spread widens from 1-3 ticks to
+  tens of ticks), post smaller sizes (the book thins) and the price moves more often and
+  further: the spread, depth and volatility features all read the regime.
+- **Order-flow imbalance drives the mid.** A price move is a sweep of the touch and a re-quote
+  of makers at the new price; its direction leans towards the heavier side of the touch
+  (queue imbalance) and its rate rises with how lopsided the touch is. Market orders lean the
+  same way, so trade imbalance leads the mid too; one in twenty is a large taker that sweeps
+  several levels at once, a burst of matches as the real feed has.
+
+Every full-channel event (received, open, done, match) advances the product's hidden
+`sequence`, so the `sequence` shown on matches jumps the way the real feed's does while
+`trade_id` steps by exactly 1.
 
 Time is simulated: `advance(until_us)` produces every event up to `until_us`, in time order, and
 the output depends only on the seed and the options, never on how the calls are chunked.
@@ -28,17 +40,26 @@ US = 1_000_000
 TICK_US = 50_000  # the batching grid: level2_batch every 50 ms, market_trades every 250 ms
 RECENT_TRADES = 50
 
-# Per product and second at rate 1.0: about 30 level changes and 3 trades, the real ballpark.
-LIMIT_RATE = 14.0
-CANCEL_RATE = 12.0
+# Per product and second at rate 1.0, calm: about 40 level changes and 3 trades, the real
+# ballpark (Advanced Trade's BTC-USD carries about 80 level changes and 2 trades a second).
+LIMIT_RATE = 24.0
+CANCEL_RATE = 8.0
 MARKET_RATE = 1.2
+MOVE_RATE = 12.0  # candidate price moves; each happens with probability intensity / MOVE_RATE
 HIDDEN_RATE = 60.0
-TOTAL_RATE = LIMIT_RATE + CANCEL_RATE + MARKET_RATE + HIDDEN_RATE
-# Of the price, per square-root second, for the mid the book follows. The book's own mid then
-# moves more than 0.01% (the labeler's default threshold) in about one 500 ms window in six for
-# BTC-USD, as on a lively day of the real feed; the model sees both labels within a minute.
-VOLATILITY = 1.5e-4
+TOTAL_RATE = LIMIT_RATE + CANCEL_RATE + MARKET_RATE + MOVE_RATE + HIDDEN_RATE
 ORDER_NOTIONAL = 2_000.0  # mean order value in quote currency
+# Regimes: (mean seconds in it, price moves a second, mean move as a fraction of the price,
+# makers' half-spread as a fraction of the mean move (at most MAX_HALF_SPREAD ticks), size).
+# With these the book's mid moves more than 0.01% (the labeler's default threshold) in about
+# one 500 ms window in seven for BTC-USD, as on a lively day of the real feed.
+CALM = (14.0, 0.7, 0.5e-4, 0.0, 1.0)
+TURBULENT = (5.0, 3.0, 2.0e-4, 0.02, 0.4)
+MAX_HALF_SPREAD = 15
+IMBALANCE_LEAN = 0.3  # P(up) = 0.5 + lean * touch imbalance, for moves and market orders
+IMBALANCE_INTENSITY = 1.0  # moves come (1 + this * |touch imbalance|) times as often
+LARGE_TAKER, LARGE_TAKER_SHARE = 12, 0.05  # market orders 12 times the usual size, 1 in 20
+MOVE_LEVELS = 10  # a price move pulls at most this many levels, and makers post them again
 
 
 class UnknownProductError(ValueError):
@@ -241,37 +262,43 @@ class ProductMarket:
         self._bursts = bursts
         self._start_us = start_us
         scale = 10**spec.price_decimals
-        self._mid: float = spec.price * scale * (1 + rng.uniform(-0.01, 0.01))
-        self._sigma: float = self._mid * VOLATILITY
-        self._offset_mean: float = max(3.0, 2 * self._sigma)
-        self._gap = max(1.0, self._offset_mean / 40)  # mean ticks between levels deep in the book
-        self._refill_mean = depth * (1 + self._gap) / 10  # a tenth of the initial book's width
+        price = float(spec.price * scale * (1 + rng.uniform(-0.01, 0.01)))
+        self._price = price
+        # Deep in the book levels sit a fraction of a calm move apart; near the touch, closer.
+        self._gap = max(1.0, CALM[2] * price / 5)
+        self._refill_mean = 25 * self._gap  # refills land within a few calm moves of the touch
         self._qty_mean = max(1.0, ORDER_NOTIONAL / spec.price * 10**spec.size_decimals)
         self.bids = _Side(is_bid=True)
         self.asks = _Side(is_bid=False)
         self.sequence = rng.randrange(10**8, 10**10)
         self.last_trade_id = rng.randrange(10**6, 10**9)
         self.recent: deque[Match] = deque(maxlen=RECENT_TRADES)
-        self._build_book()
+        # It opens turbulent, so a model watching it from the start sees both labels soon.
+        self.turbulent = True
+        self._regime_until = start_us + round(rng.expovariate(1 / TURBULENT[0]) * US)
+        self._build_book(round(price))
         # A trade from before the start, for `last_match` and the market_trades snapshot.
         self._trade(start_us - rng.randrange(US, 30 * US), rng.choice(("buy", "sell")),
-                    round(self._mid), self._qty())  # fmt: skip
-        self._t = start_us
+                    round(price), self._qty())  # fmt: skip
         self.next_us = self._schedule(start_us)
 
-    def _build_book(self) -> None:
+    def _build_book(self, mid: int) -> None:
         rng = self._rng
-        gap = self._gap
         for side, sign in ((self.bids, -1), (self.asks, 1)):
-            price = round(self._mid) + sign * (1 + int(rng.expovariate(1 / gap)))
-            for _ in range(self._depth):
+            price = mid + sign * (1 + int(rng.expovariate(1.0)))
+            for level in range(self._depth):
                 if price <= 0:
                     break
                 side.add(price, self._qty())
+                gap = 1.0 if level < 5 else self._gap
                 price += sign * (1 + int(rng.expovariate(1 / gap)))
 
+    @property
+    def _regime(self) -> tuple[float, float, float, float, float]:
+        return TURBULENT if self.turbulent else CALM
+
     def _qty(self) -> int:
-        qty: float = self._qty_mean * self._rng.lognormvariate(-0.5, 1.0)
+        qty: float = self._qty_mean * self._regime[4] * self._rng.lognormvariate(-0.5, 1.0)
         return max(1, round(qty))
 
     def _order_id(self) -> str:
@@ -286,14 +313,29 @@ class ProductMarket:
                 return nxt
             t = change + self._start_us  # memoryless: restart the draw at the new rate
 
+    def _mid(self) -> float:
+        return (self.bids.nth_best(0) + self.asks.nth_best(0)) / 2
+
+    def _imbalance(self) -> float:
+        """(bid size - ask size) / (bid size + ask size) at the touch."""
+        bid = self.bids.levels[self.bids.nth_best(0)]
+        ask = self.asks.levels[self.asks.nth_best(0)]
+        return (bid - ask) / (bid + ask)
+
+    def _half_spread(self) -> float:
+        regime = self._regime
+        return min(float(MAX_HALF_SPREAD), regime[3] * regime[2] * self._price)
+
     def step(self) -> list[BookChange | Match]:
         """Process the next order event (at `next_us`) and schedule the one after."""
         t = self.next_us
         rng = self._rng
-        self._mid += rng.gauss(0.0, self._sigma * math.sqrt((t - self._t) / US))
-        self._mid = max(self._mid, 10.0 * self._offset_mean)
-        self._t = t
+        while t >= self._regime_until:
+            self.turbulent = not self.turbulent
+            self._regime_until += max(1, round(rng.expovariate(1 / self._regime[0]) * US))
         self.next_us = self._schedule(t)
+        if not (self.bids and self.asks):
+            return self._requote(t, [], [])
         pick = rng.random() * TOTAL_RATE
         if pick < LIMIT_RATE:
             return self._limit(t)
@@ -303,60 +345,44 @@ class ProductMarket:
         pick -= CANCEL_RATE
         if pick < MARKET_RATE:
             return self._market(t)
+        pick -= MARKET_RATE
+        if pick < MOVE_RATE:
+            intensity = self._regime[1] * (1 + IMBALANCE_INTENSITY * abs(self._imbalance()))
+            return self._move(t) if rng.random() * MOVE_RATE < intensity else []
         self.sequence += 2  # received + done of an order the book never shows
         return []
 
     def _limit(self, t: int) -> list[BookChange | Match]:
         rng = self._rng
-        # The shorter side gets more of the flow, which keeps the book two-sided while the mid
-        # runs through one side of it.
+        # The shorter side gets more of the flow, which keeps the book two-sided and deep.
         buy = rng.random() * (len(self.bids) + len(self.asks) + 2) < len(self.asks) + 1
-        thin_bids, thin_asks = self._thin(self.bids), self._thin(self.asks)
-        if thin_bids != thin_asks:
-            buy = thin_bids  # makers step in where the quote has run away from the mid
         side = self.bids if buy else self.asks
         sign = -1 if buy else 1
-        if not (thin_bids or thin_asks) and len(side) < self._depth and rng.random() < 0.5:
-            # Behind the best: cancels and sweeps take levels away and these put them back,
-            # close enough behind the top that a large sweep does not fall through a hole.
-            price = side.nth_best(0) + sign * (1 + int(rng.expovariate(1 / self._refill_mean)))
+        best, other = side.nth_best(0), (self.asks if buy else self.bids).nth_best(0)
+        if rng.random() < 1.3 - len(side) / self._depth:
+            # Behind the best: cancels and moves take levels away and these put them back.
+            price = best + sign * (1 + int(rng.expovariate(1 / self._refill_mean)))
         else:
-            near = math.floor(self._mid) if buy else math.ceil(self._mid)
-            price = near + sign * int(rng.expovariate(1 / self._offset_mean))
+            # At the touch: makers quote their half-spread off the mid, never crossing.
+            away = self._half_spread() + rng.expovariate(1 / 0.4)
+            mid = self._mid()
+            price = math.floor(mid - away) if buy else math.ceil(mid + away)
+            price = min(price, other - 1) if buy else max(price, other + 1)
         price = max(1, price)
-        qty = self._qty()
-        self.sequence += 1  # received
-        out, changes, left = self._sweep(t, "buy" if buy else "sell", qty, price)
-        if left:
-            self.sequence += 1  # open
-            changes.append(("buy" if buy else "sell", price, side.add(price, left)))
-        else:
-            self.sequence += 1  # done
-        if changes:
-            out.append(BookChange(self.spec.product, t, tuple(changes)))
-        return out
-
-    def _thin(self, side: _Side) -> bool:
-        """Whether `side` is empty or its best is more than two mean order offsets off the mid."""
-        if not side:
-            return True
-        distance = self._mid - side.nth_best(0) if side.is_bid else side.nth_best(0) - self._mid
-        return distance > 2 * self._offset_mean
+        self.sequence += 2  # received, open
+        change = ("buy" if buy else "sell", price, side.add(price, self._qty()))
+        return [BookChange(self.spec.product, t, (change,))]
 
     def _cancel(self, t: int) -> list[BookChange | Match]:
         rng = self._rng
         buy = rng.random() < 0.5
         side = self.bids if buy else self.asks
-        if not side:
+        if len(side) < 2:
             return []
         self.sequence += 1  # done
-        best = side.nth_best(0)
-        if best > self._mid if buy else best < self._mid:
-            # Makers pull quotes the mid has moved through rather than wait to be picked off.
-            price, qty = best, side.levels[best]
-        elif rng.random() < min(0.9, 0.5 * len(side) / self._depth):
+        if rng.random() < min(0.9, 0.5 * (len(side) / self._depth) ** 2):
             # Far levels go too; the refills in `_limit` put levels back.
-            price = side.nth_best(rng.randrange(len(side)))
+            price = side.nth_best(rng.randrange(1, len(side)))
             qty = side.levels[price]
         else:
             price = side.nth_best(min(len(side) - 1, int(rng.expovariate(1 / 8))))
@@ -365,27 +391,80 @@ class ProductMarket:
         return [BookChange(self.spec.product, t, (change,))]
 
     def _market(self, t: int) -> list[BookChange | Match]:
-        taker = "buy" if self._rng.random() < 0.5 else "sell"
+        rng = self._rng
+        up = rng.random() < 0.5 + IMBALANCE_LEAN * self._imbalance()
+        # Now and then a large taker sweeps many levels at once: a burst of matches.
+        size = 2 * self._qty() * (LARGE_TAKER if rng.random() < LARGE_TAKER_SHARE else 1)
         self.sequence += 1  # received
-        out, changes, _ = self._sweep(t, taker, 2 * self._qty(), None)
+        out, changes = self._sweep(t, "buy" if up else "sell", size)
         self.sequence += 1  # done
+        return self._requote(t, out, changes, up)
+
+    def _move(self, t: int) -> list[BookChange | Match]:
+        """The price moves: a taker takes the touch, makers pull the quotes the move passes and
+        quote again around the new price."""
+        rng = self._rng
+        up = rng.random() < 0.5 + IMBALANCE_LEAN * self._imbalance()
+        ticks = 1 + int(rng.expovariate(1 / max(1.0, self._regime[2] * self._price)))
+        taker = "buy" if up else "sell"
+        book = self.asks if up else self.bids
+        self.sequence += 1  # received
+        out, changes = self._sweep(t, taker, book.levels[book.nth_best(0)])
+        self.sequence += 1  # done
+        shift = ticks if up else -ticks
+        limit = book.nth_best(0) + shift
+        maker = "sell" if up else "buy"
+        pulled: list[tuple[int, int]] = []
+        while (
+            len(book) > 1
+            and len(pulled) < MOVE_LEVELS
+            and (book.nth_best(0) < limit if up else book.nth_best(0) > limit)
+        ):
+            price = book.nth_best(0)
+            pulled.append((price, book.levels[price]))
+            self.sequence += 1  # done: the maker pulls its quote
+            changes.append((maker, price, book.reduce(price, book.levels[price])))
+        for price, qty in pulled:
+            # ... and the nearest post again as far from the new price: the book keeps depth.
+            self.sequence += 2  # received, open
+            changes.append((maker, price + shift, book.add(price + shift, qty)))
+        return self._requote(t, out, changes, up)
+
+    def _requote(
+        self,
+        t: int,
+        out: list[BookChange | Match],
+        changes: list[tuple[str, int, int]],
+        up: bool = True,
+    ) -> list[BookChange | Match]:
+        """Makers quote an empty or far side again at their half-spread from the other; after
+        a move down (`up` False) the asks follow the bids, else the bids follow the asks."""
+        rng = self._rng
+        sides = [(self.bids, self.asks, "buy", -1), (self.asks, self.bids, "sell", 1)]
+        for side, other, name, sign in sides if up else sides[::-1]:
+            if not other:
+                continue
+            near = other.nth_best(0) + sign * (1 + round(2 * self._half_spread()))
+            if side and (side.nth_best(0) >= near if side.is_bid else side.nth_best(0) <= near):
+                continue
+            price = max(1, near + sign * int(rng.expovariate(1.0)))
+            self.sequence += 2  # received, open
+            changes.append((name, price, side.add(price, self._qty())))
         if changes:
             out.append(BookChange(self.spec.product, t, tuple(changes)))
         return out
 
     def _sweep(
-        self, t: int, taker: str, qty: int, limit: int | None
-    ) -> tuple[list[BookChange | Match], list[tuple[str, int, int]], int]:
-        """Fill `qty` against the other side up to `limit`; return matches, changes, remainder."""
+        self, t: int, taker: str, qty: int
+    ) -> tuple[list[BookChange | Match], list[tuple[str, int, int]]]:
+        """Fill `qty` against the other side, never emptying it; return matches and changes."""
         book = self.asks if taker == "buy" else self.bids
         maker = "sell" if taker == "buy" else "buy"
         matches: list[BookChange | Match] = []
         changes: list[tuple[str, int, int]] = []
         taker_id = self._order_id()
-        while qty and book:
+        while qty and len(book) > 1:
             best = book.nth_best(0)
-            if limit is not None and (best > limit if taker == "buy" else best < limit):
-                break
             fill = min(qty, book.levels[best])
             left = book.reduce(best, fill)
             matches.append(self._trade(t, maker, best, fill, taker_id))
@@ -393,7 +472,7 @@ class ProductMarket:
                 self.sequence += 1  # the maker order is done
             changes.append((maker, best, left))
             qty -= fill
-        return matches, changes, qty
+        return matches, changes
 
     def _trade(
         self, t: int, maker: str, price: int, size: int, taker_id: str | None = None
