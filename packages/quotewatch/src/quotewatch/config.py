@@ -39,6 +39,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must be >= 0, got {text!r}")
+    return value
+
+
 def parse_products(text: str) -> tuple[str, ...]:
     """Comma-separated product ids, upper-cased; ValueError if there are none."""
     products = tuple(p.strip().upper() for p in text.split(",") if p.strip())
@@ -67,6 +74,8 @@ def _setting(flag: str | None, env: str | tuple[str, ...] | None, default: Any,
 # Cloud Run sets K_SERVICE in every container it runs, and PORT to the port it routes to.
 CLOUD_RUN_ENV = "K_SERVICE"
 DEFAULT_JOB = "quotewatch"
+# A gap of 10,000 trades is minutes of BTC-USD at its busiest: 10 REST pages, about 2 s.
+DEFAULT_BACKFILL_MAX_IDS = 10_000
 # Where alerts and dashboards link to for what to do: the runbook in the repository.
 DEFAULT_RUNBOOK_BASE_URL = "https://github.com/quotewatch/quotewatch/blob/main/docs/runbook.md"
 
@@ -97,6 +106,12 @@ class Settings:
     # The labeler's move threshold (a fraction; 0.0001 = 0.01%); None: the command's default.
     label_threshold: float | None = _setting(
         "--label-threshold", "QW_LABEL_THRESHOLD", None, _positive_float
+    )
+    # Trade backfill (Exchange feed): the REST API's base URL (None: production, or the local
+    # exchange in `demo`), and how many missing ids of one gap it fetches (0 turns it off).
+    rest_url: str | None = _setting("--rest-url", "QW_REST_URL", None)
+    backfill_max_ids: int = _setting(
+        "--backfill-max-ids", "QW_BACKFILL_MAX_IDS", DEFAULT_BACKFILL_MAX_IDS, _count
     )
 
     @classmethod

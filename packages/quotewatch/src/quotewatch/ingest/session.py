@@ -26,7 +26,7 @@ counts them (the snapshot that followed in the recording then refreshes the book
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -34,7 +34,7 @@ from qw_metrics import Gap, SequenceKind, counted
 
 from quotewatch.book import OrderBook
 from quotewatch.events import BookSnapshot, BookUpdate, Event, Heartbeat, Trade
-from quotewatch.ingest.gaps import SequenceNumGaps, TradeGaps
+from quotewatch.ingest.gaps import SequenceNumGaps, TradeGaps, TradeSeen
 from quotewatch.ingest.invalid import Invalid
 from quotewatch.ingest.parser import Feed, ParseResult, parse_frame
 from quotewatch.metrics import (
@@ -43,6 +43,7 @@ from quotewatch.metrics import (
     MESSAGES_RECEIVED,
     RESYNCS,
     SEQUENCE_GAPS,
+    TRADES_BACKFILLED,
     start_at_zero,
     starts_at_zero,
 )
@@ -91,6 +92,7 @@ class ProductStats:
     crossed_books: int = 0
     resyncs: int = 0
     duplicate_trades: int = 0
+    backfilled: int = 0
 
 
 @dataclass(slots=True)
@@ -281,6 +283,23 @@ class FeedSession:
             return False
         stats.trades += 1
         return True
+
+    def backfilled(self, trades: Iterable[Trade]) -> list[Trade]:
+        """Of trades the REST API supplied for gaps, those still missing (the gap tracker now
+        counts them late); the ones the websocket delivered meanwhile are dropped."""
+        return [t for t in trades if self._backfilled(t).kind is SequenceKind.LATE]
+
+    @counted(
+        TRADES_BACKFILLED,
+        amount=lambda seen: 1 if seen.kind is SequenceKind.LATE else 0,
+        labels_from_result=lambda seen: {"product": seen.trade.product},
+    )
+    def _backfilled(self, trade: Trade) -> TradeSeen:
+        """Observe one backfilled trade's id."""
+        seen = TradeSeen(trade, self.trades.tracker.observe(trade.product, trade.trade_id).kind)
+        if seen.kind is SequenceKind.LATE:
+            self._product(trade.product).backfilled += 1
+        return seen
 
     def _heartbeat(self, beat: Heartbeat) -> bool:
         if self.feed is Feed.EXCHANGE:
