@@ -56,7 +56,18 @@ def trades_batch(ids: range) -> Batch:
     buffer = RowBuffer(TABLES["raw_trades"])
     for i in ids:
         t = trade(i)
-        buffer.add((t.product, t.time_us, t.received_us, t.trade_id, t.price, t.size, t.taker_side))
+        buffer.add(
+            (
+                t.product,
+                t.time_us,
+                t.received_us,
+                t.trade_id,
+                t.price,
+                t.size,
+                t.taker_side,
+                t.source,
+            )
+        )
     data, _ = buffer.to_arrow(buffer.drain())
     return Batch("raw_trades", new_batch_id(), data)
 

@@ -52,6 +52,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must be >= 0, got {text!r}")
+    return value
+
+
 def parse_products(text: str) -> tuple[str, ...]:
     """Comma-separated product ids, upper-cased; ValueError if there are none."""
     products = tuple(p.strip().upper() for p in text.split(",") if p.strip())
@@ -80,6 +87,8 @@ def _setting(flag: str | None, env: str | tuple[str, ...] | None, default: Any,
 # Cloud Run sets K_SERVICE in every container it runs, and PORT to the port it routes to.
 CLOUD_RUN_ENV = "K_SERVICE"
 DEFAULT_JOB = "quotewatch"
+# A gap of 10,000 trades is minutes of BTC-USD at its busiest: 10 REST pages, about 2 s.
+DEFAULT_BACKFILL_MAX_IDS = 10_000
 # Where alerts and dashboards link to for what to do: the runbook in the repository.
 DEFAULT_RUNBOOK_BASE_URL = "https://github.com/quotewatch/quotewatch/blob/main/docs/runbook.md"
 
@@ -114,6 +123,12 @@ class Settings:
     # How far beyond the newest trade_id / sequence_num an id may jump before it is held as a
     # suspect (see quotewatch.ingest.gaps for why 1,000,000).
     max_id_jump: int = _setting("--max-id-jump", "QW_MAX_ID_JUMP", 1_000_000, _positive_int)
+    # Trade backfill (Exchange feed): the REST API's base URL (None: production, or the local
+    # exchange in `demo`), and how many missing ids of one gap it fetches (0 turns it off).
+    rest_url: str | None = _setting("--rest-url", "QW_REST_URL", None)
+    backfill_max_ids: int = _setting(
+        "--backfill-max-ids", "QW_BACKFILL_MAX_IDS", DEFAULT_BACKFILL_MAX_IDS, _count
+    )
 
     @classmethod
     def resolve(

@@ -54,6 +54,7 @@ class Trade(NamedTuple):
     received_us: int
     sequence: int | None = None
     last_match: bool = False
+    source: str = "ws"  # "rest" when backfilled from the REST API
 
 
 class Heartbeat(NamedTuple):

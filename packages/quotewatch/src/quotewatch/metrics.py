@@ -118,6 +118,23 @@ MESSAGES_MISSED = Counter(
     "Ids missing inside detected gaps, by product and id source.",
     ["product", "source"],
 )
+# --- trade backfill from the REST API (`quotewatch.ingest.backfill`) -------------------------
+TRADES_BACKFILLED = Counter(
+    "coinbase_trades_backfilled",
+    "Trades missing from the websocket that the REST API supplied, by product.",
+    ["product"],
+)
+BACKFILL_REQUESTS = Counter(
+    "coinbase_backfill_requests",
+    "REST trade-page requests by outcome: the HTTP status code, or error when no response came.",
+    ["status"],
+)
+TRADES_UNRECOVERED = Counter(
+    "coinbase_trades_unrecovered",
+    "Missing trade ids that backfill gave up on (not returned, retries exhausted, beyond its "
+    "bound, or still queued at shutdown), by product.",
+    ["product"],
+)
 MATCH_SEQUENCE = Gauge(
     "coinbase_match_sequence",
     "Last match `sequence` seen. Information only: it counts full-channel events the client "

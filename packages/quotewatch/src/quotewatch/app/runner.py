@@ -48,7 +48,9 @@ from quotewatch.app.process_tuning import tuned_for_feed
 from quotewatch.app.summary import run_summary
 from quotewatch.config import Settings
 from quotewatch.dashboard.serving import serve
+from quotewatch.ingest.backfill import Backfiller
 from quotewatch.ingest.parser import Feed
+from quotewatch.ingest.rest_trades import TradesApi
 from quotewatch.ingest.session import FeedSession
 from quotewatch.pipeline.pipeline import Pipeline, PipelineConfig
 from quotewatch.state import StateStore
@@ -61,6 +63,10 @@ log = logging.getLogger(__name__)
 SHUTDOWN_BUDGET = 8.0
 PUSH_RESERVE = 1.5  # seconds of the budget kept for the final metrics push
 SERVER_STOP_TIMEOUT = 0.5
+# At a stop, trade backfill in flight gets this long (the feed still running, so the local
+# exchange still answers) before what is left counts as unrecovered.
+BACKFILL_SETTLE = 2.0
+BACKFILL_DELIVER_EVERY = 0.1
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,17 @@ class Runner:
         self.pusher = MetricsPusher.from_env(job=settings.job, environ=_push_environ(settings))
         self.server: Any = None  # DashboardServer or MetricsServer once started
         self._services_started = False
+        self.backfiller: Backfiller | None = None
         self._started = 0.0
+
+    def backfill_from(self, rest_url: str) -> None:
+        """Heal Exchange trade-id gaps from the REST API at `rest_url` (see
+        `quotewatch.ingest.backfill`); off when the setting `backfill_max_ids` is 0."""
+        if self.session.feed is not Feed.EXCHANGE or self.settings.backfill_max_ids == 0:
+            return
+        self.backfiller = Backfiller(TradesApi(rest_url), max_ids=self.settings.backfill_max_ids)
+        self.backfiller.start()
+        self.session.trades.on_gap = self.backfiller.request
 
     @property
     def url(self) -> str | None:
@@ -166,6 +182,8 @@ class Runner:
         feed_task = asyncio.create_task(_run_feed(feed), name="qw-feed")
         lag_task = asyncio.create_task(probe_loop_lag(), name="qw-loop-lag")
         stop_task = asyncio.create_task(stop.wait(), name="qw-stop")
+        deliver_task = asyncio.create_task(self._deliver_backfill(), name="qw-backfill")
+        tasks = [feed_task, lag_task, stop_task, deliver_task]
         try:
             done, _ = await asyncio.wait(
                 {feed_task, stop_task},
@@ -174,11 +192,32 @@ class Runner:
             )
             if feed_task in done and not feed_task.cancelled():
                 return feed_task.exception()
+            await self._settle_backfill(feed_task)
             return None
         finally:
-            for task in (feed_task, lag_task, stop_task):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(feed_task, lag_task, stop_task, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _deliver_backfill(self) -> None:
+        while True:
+            await asyncio.sleep(BACKFILL_DELIVER_EVERY)
+            self._backfilled()
+
+    async def _settle_backfill(self, feed_task: asyncio.Task[None]) -> None:
+        """Give backfill in flight up to `BACKFILL_SETTLE` seconds, the feed still running."""
+        deadline = time.monotonic() + BACKFILL_SETTLE
+        backfiller = self.backfiller
+        while backfiller is not None and not backfiller.idle and not feed_task.done():
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        self._backfilled()
+
+    def _backfilled(self) -> None:
+        """Hand the trades backfill found to the session (gap accounting) and storage."""
+        if self.backfiller is not None:
+            self.pipeline.backfilled(self.session.backfilled(self.backfiller.take()))
 
     def shutdown(self) -> dict[str, Any]:
         """Drain the pipeline, flush storage, push metrics a last time, stop serving, all
@@ -187,6 +226,9 @@ class Runner:
         now = time.monotonic()
         deadline = now + self.options.shutdown_budget
         duration = now - self._started
+        if self.backfiller is not None:
+            self.backfiller.close(SERVER_STOP_TIMEOUT)
+            self._backfilled()
         self.session.report_counts()
         self.pipeline.close()
         counts = None
@@ -197,7 +239,7 @@ class Runner:
         if self.server is not None:
             self.server.stop(SERVER_STOP_TIMEOUT)
             self.server = None
-        return run_summary(self.session, duration, self.pipeline, counts)
+        return run_summary(self.session, duration, self.pipeline, counts, self.backfiller)
 
     def _final_push(self, timeout: float) -> None:
         """Stop the pusher with a last push, waiting at most `timeout` seconds: a request to a

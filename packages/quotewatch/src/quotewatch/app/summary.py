@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from quotewatch.config import CLOUD_RUN_ENV
+from quotewatch.ingest.parser import Feed
 from quotewatch.ingest.summary import feed_summary
 from quotewatch.metrics import COMMIT_RETRIES, MESSAGE_LATENCY
 
 if TYPE_CHECKING:
+    from quotewatch.ingest.backfill import Backfiller
     from quotewatch.ingest.session import FeedSession
     from quotewatch.pipeline.pipeline import Pipeline, ProductPipeline
 
@@ -72,17 +74,47 @@ def run_summary(
     duration_s: float,
     pipeline: Pipeline | None = None,
     storage: Mapping[str, _Counts] | None = None,
+    backfiller: Backfiller | None = None,
 ) -> dict[str, Any]:
     """The summary of a run of `duration_s` seconds: the feed's sections, then, with
     `pipeline`, its sections and (with the storage writer's counts) the storage section.
+
+    `raw_trades` completeness counts Exchange trade ids first to last per product, so trades
+    lost on the websocket lower it and backfilled ones restore it.
 
     Latency percentiles come from the latency histogram, so they are interpolated within its
     buckets (None when instrumentation is off).
     """
     summary = feed_summary(session, duration_s)
+    summary["backfill"] = _backfill_section(session, backfiller)
     if pipeline is not None:
         summary.update(_pipeline_sections(pipeline, storage))
+        spans = {
+            product: session.trades.tracker.last(product) - first + 1  # type: ignore[operator]
+            for product, first in session.trades.first_ids.items()
+        }
+        if storage is not None and spans and "raw_trades" in summary["storage"]["completeness"]:
+            written = summary["storage"]["rows_written"].get("raw_trades", 0)
+            summary["storage"]["completeness"]["raw_trades"] = round(
+                written / sum(spans.values()), 6
+            )
     return summary
+
+
+def _backfill_section(session: FeedSession, backfiller: Backfiller | None) -> dict[str, Any]:
+    if session.feed is not Feed.EXCHANGE:
+        return {
+            "enabled": False,
+            "why": "Advanced Trade gaps are in sequence_num, which names no trades, and its "
+            "public trades endpoint cannot page through a window; see the README",
+        }
+    if backfiller is None:
+        return {"enabled": False, "why": "off (backfill_max_ids 0, or a replay)"}
+    return {
+        "enabled": True,
+        "rest_url": backfiller.api.base_url,
+        "requests": dict(sorted(backfiller.stats.statuses.items())),
+    }
 
 
 def write_summary(summary: dict[str, Any], path: Path | None) -> None:

@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
                 async with exchange as ex:
                     url = ex.exchange_url if feed is Feed.EXCHANGE else ex.advanced_url
                     print(f"local exchange: {url}", flush=True)
+                    runner.backfill_from(ex.rest_url)
                     await FeedClient(runner.session, url=url).run()
             finally:  # the feed ends by cancellation: write what was injected even then
                 if args.faults_json is not None:

@@ -122,18 +122,29 @@ class TradeGaps:
             gaps=SEQUENCE_GAPS,
             missed=MESSAGES_MISSED,
             labels=lambda product: {"product": product, "source": "trade_id"},
-            on_gap=lambda product, gap: self.log.gap(product, "trade_id", gap),
+            on_gap=self._trade_id_gap,
             max_jump=max_jump,
             on_reject=on_reject,
         )
+        # Called with each gap of trade ids, trade_id and heartbeat alike: backfill's hook.
+        self.on_gap: Callable[[str, Gap], None] | None = None
+        self.first_ids: dict[str, int] = {}  # the first trade id seen per product
         self._heartbeat_ids: dict[str, int] = {}
         self._newest: dict[str, Trade] = {}  # since the last report
         self.heartbeat_gaps: dict[str, list[Gap]] = {}
 
+    def _trade_id_gap(self, product: str, gap: Gap) -> None:
+        self.log.gap(product, "trade_id", gap)
+        if self.on_gap is not None:
+            self.on_gap(product, gap)
+
     def trade(self, trade: Trade) -> TradeSeen:
         """Observe one trade's id."""
         self._newest[trade.product] = trade
-        return TradeSeen(trade, self.tracker.observe(trade.product, trade.trade_id).kind)
+        kind = self.tracker.observe(trade.product, trade.trade_id).kind
+        if kind is SequenceKind.FIRST:
+            self.first_ids.setdefault(trade.product, trade.trade_id)
+        return TradeSeen(trade, kind)
 
     @counted(SEQUENCE_GAPS, labels_from_result=_heartbeat_labels)
     @counted(
@@ -154,6 +165,8 @@ class TradeGaps:
             return None
         self.heartbeat_gaps.setdefault(beat.product, []).append(gap)
         self.log.gap(beat.product, "heartbeat", gap)
+        if self.on_gap is not None:
+            self.on_gap(beat.product, gap)
         return HeartbeatGap(beat.product, gap)
 
     def report(self) -> None:

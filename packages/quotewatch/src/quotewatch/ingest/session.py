@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -35,7 +35,7 @@ from qw_metrics import Gap, SequenceKind, counted
 
 from quotewatch.book import OrderBook
 from quotewatch.events import BookSnapshot, BookUpdate, Event, Heartbeat, Trade
-from quotewatch.ingest.gaps import DEFAULT_MAX_ID_JUMP, SequenceNumGaps, TradeGaps
+from quotewatch.ingest.gaps import DEFAULT_MAX_ID_JUMP, SequenceNumGaps, TradeGaps, TradeSeen
 from quotewatch.ingest.invalid import Invalid, InvalidReason, RateLimitedLog
 from quotewatch.ingest.parser import Feed, ParseResult, parse_frame
 from quotewatch.metrics import (
@@ -45,6 +45,7 @@ from quotewatch.metrics import (
     MESSAGES_RECEIVED,
     RESYNCS,
     SEQUENCE_GAPS,
+    TRADES_BACKFILLED,
     start_at_zero,
     starts_at_zero,
 )
@@ -94,6 +95,7 @@ class ProductStats:
     crossed_books: int = 0
     resyncs: int = 0
     duplicate_trades: int = 0
+    backfilled: int = 0
 
 
 @dataclass(slots=True)
@@ -308,6 +310,23 @@ class FeedSession:
             return False
         stats.trades += 1
         return True
+
+    def backfilled(self, trades: Iterable[Trade]) -> list[Trade]:
+        """Of trades the REST API supplied for gaps, those still missing (the gap tracker now
+        counts them late); the ones the websocket delivered meanwhile are dropped."""
+        return [t for t in trades if self._backfilled(t).kind is SequenceKind.LATE]
+
+    @counted(
+        TRADES_BACKFILLED,
+        amount=lambda seen: 1 if seen.kind is SequenceKind.LATE else 0,
+        labels_from_result=lambda seen: {"product": seen.trade.product},
+    )
+    def _backfilled(self, trade: Trade) -> TradeSeen:
+        """Observe one backfilled trade's id."""
+        seen = TradeSeen(trade, self.trades.tracker.observe(trade.product, trade.trade_id).kind)
+        if seen.kind is SequenceKind.LATE:
+            self._product(trade.product).backfilled += 1
+        return seen
 
     def _heartbeat(self, beat: Heartbeat) -> bool:
         if self.feed is Feed.EXCHANGE:

@@ -4,6 +4,8 @@
 Keys: ``feed``; ``messages`` (frames by message type); ``invalid`` (by reason); ``products``
 (product -> ``trades``, ``trade_gaps`` and ``trades_missed`` (Exchange ``trade_id`` gaps plus
 the tail losses heartbeats proved, itemised as ``heartbeat_gaps`` / ``heartbeat_missed``),
+``trades_backfilled`` (missed trades the REST API supplied) and ``trades_unrecovered`` (missed
+trades never seen at all: neither late on the websocket nor backfilled),
 ``duplicate_trades`` (repeated ids, passed to no consumer), ``book_updates``,
 ``crossed_books``, ``resyncs``); ``sequence`` (Advanced Trade ``sequence_num`` ``gaps`` /
 ``missed`` over all connections, and ``duplicate_frames`` skipped whole); ``duration_s`` (wall-clock
@@ -33,6 +35,9 @@ def feed_summary(session: FeedSession, duration_s: float) -> dict[str, Any]:
             "trades_missed": tracked.missed + heartbeat_missed,
             "heartbeat_gaps": len(beats),
             "heartbeat_missed": heartbeat_missed,
+            "trades_backfilled": p.backfilled if p else 0,
+            # Missed and never seen by any path: not late on the websocket, not backfilled.
+            "trades_unrecovered": tracked.missed + heartbeat_missed - tracked.late,
             "duplicate_trades": p.duplicate_trades if p else 0,
             "book_updates": p.book_updates if p else 0,
             "crossed_books": p.crossed_books if p else 0,

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -466,6 +466,13 @@ class Pipeline:
         assert self.sink is not None
         self.sink.submit_orderbook(prod.product, time_us, received_us, bids, asks)
         self.stats.rows["raw_orderbook"] += 1
+
+    def backfilled(self, trades: Sequence[Trade]) -> None:
+        """Store trades the REST API recovered for gaps. They are history by now, so they go
+        to `raw_trades` only, not into the trade buffer or the features."""
+        if self.sink is not None and trades:
+            for trade in trades:
+                self._write_trade(trade)
 
     @timed(stage="writer")
     def _write_trade(self, trade: Trade) -> None:

@@ -41,6 +41,7 @@ from quotewatch.simulate.faults import (
     MatchDropper,
 )
 from quotewatch.simulate.market import TICK_US, US, Event, Market
+from quotewatch.simulate.rest import RestFaults, TradeHistory, TradesEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class LocalExchange:
         subscribe_timeout: float = 5.0,
         max_pending: int = 10_000,
         auth_secret: str | None = None,
+        rest_faults: RestFaults | None = None,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be > 0 simulated seconds per second, got {speed}")
@@ -156,6 +158,9 @@ class LocalExchange:
         self._auth_secret = auth_secret
         self._heartbeat_base = random.Random(f"quotewatch-simulate:{seed}:uptime").randrange(
             10_000, 100_000
+        )
+        self.rest = TradesEndpoint(
+            TradeHistory(self.market), self.market.products, rest_faults or RestFaults(), seed
         )
         self._dropper = MatchDropper(self.faults.drop_matches, seed, self.injected)
         self._paused = start_paused
@@ -183,6 +188,11 @@ class LocalExchange:
     def advanced_url(self) -> str:
         """The Advanced Trade feed URL, e.g. ws://127.0.0.1:PORT/advanced."""
         return f"ws://{self._host}:{self._port}{ADVANCED_PATH}"
+
+    @property
+    def rest_url(self) -> str:
+        """The REST API's base URL, e.g. http://127.0.0.1:PORT (`/products/{id}/trades`)."""
+        return f"http://{self._host}:{self._port}"
 
     @property
     def paused(self) -> bool:
@@ -218,7 +228,7 @@ class LocalExchange:
             self._handle,
             self._host,
             self._port,
-            process_request=self._check_path,
+            process_request=self._route,
             compression=None,
             close_timeout=1.0,
         )
@@ -258,18 +268,23 @@ class LocalExchange:
 
     def _step(self) -> None:
         """Run the market up to the clock and send what it produced."""
-        events = self._dropper.filter(self.market.advance(self._sim_now()))
+        events = self.market.advance(self._sim_now())
+        self.rest.history.record(events)
+        events = self._dropper.filter(events)
         if events:
             for conn in list(self._connections):
                 conn.push(conn.session.on_events(events))
 
-    @staticmethod
-    def _check_path(connection: ServerConnection, request: Request) -> Response | None:
+    async def _route(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Websocket upgrades to the feeds go on; REST requests get their answer here."""
         if request.path in (EXCHANGE_PATH, ADVANCED_PATH):
             return None
+        if self.rest.handles(request.path):
+            return await self.rest.respond(request.path, connection.remote_address[0])
         return connection.respond(
             HTTPStatus.NOT_FOUND,
-            f"no feed at {request.path}: use {EXCHANGE_PATH} or {ADVANCED_PATH}\n",
+            f"nothing at {request.path}: the feeds are {EXCHANGE_PATH} and {ADVANCED_PATH}, "
+            "the REST API /products/{product_id}/trades\n",
         )
 
     async def _handle(self, ws: ServerConnection) -> None:

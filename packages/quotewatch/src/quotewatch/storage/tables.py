@@ -17,7 +17,8 @@ are stored:
 
 - `raw_orderbook`: `bid_price_0..9`, `bid_size_0..9`, `ask_price_0..9`, `ask_size_0..9`
   (`BOOK_DEPTH` levels per side); levels the book does not have are null.
-- `raw_trades`: `trade_id` (long), `price`, `size` and `taker_side` ("buy" or "sell").
+- `raw_trades`: `trade_id` (long), `price`, `size`, `taker_side` ("buy" or "sell") and `source`
+  ("ws", or "rest" for trades backfilled from the REST API; null in rows written before it).
 - `features`: one double per name in `FEATURE_COLUMNS` (the mid, then the model's features).
   `mid` is a float like the other model inputs; exact prices are in `raw_orderbook`.
 - `predictions`: `horizon_seconds`, `probability`, `predicted_class`, and the outcome `label`
@@ -93,6 +94,8 @@ _COLUMNS: dict[str, list[tuple[str, IcebergType, bool]]] = {
         ("price", _DECIMAL, True),
         ("size", _DECIMAL, True),
         ("taker_side", StringType(), True),
+        # "ws" or "rest" (backfilled); optional, so tables made before it gain it in place.
+        ("source", StringType(), False),
     ],
     "features": _COMMON + [(name, DoubleType(), False) for name in FEATURE_COLUMNS],
     "predictions": [
@@ -162,7 +165,13 @@ def ensure_tables(catalog: Catalog, names: Iterable[str] = TABLE_NAMES) -> dict[
     tables: dict[str, Table] = {}
     for name in names:
         tdef = table_def(name)
-        tables[name] = catalog.create_table_if_not_exists(
+        table = catalog.create_table_if_not_exists(
             tdef.identifier, tdef.schema, partition_spec=tdef.spec, properties=TABLE_PROPERTIES
         )
+        if {f.name for f in tdef.schema.fields} - {f.name for f in table.schema().fields}:
+            # A table from an older quotewatch: add the optional columns it lacks.
+            with table.update_schema() as update:
+                update.union_by_name(tdef.schema)
+            table = catalog.load_table(tdef.identifier)
+        tables[name] = table
     return tables

@@ -219,6 +219,7 @@ class StorageWriter(RowSink):
             trade.price,
             trade.size,
             trade.taker_side,
+            trade.source,
         )
         if self._trades.add(row) >= self.flush_rows:
             self._wake.set()
