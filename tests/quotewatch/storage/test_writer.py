@@ -130,7 +130,7 @@ def test_bad_rows_raise_at_submit_with_the_expected_shape(tmp_path: Path) -> Non
 
 def test_row_that_does_not_fit_is_dropped_and_counted_not_the_batch() -> None:
     buffer = RowBuffer(TABLES["raw_trades"])
-    good = (trade(1).product, T0_US, T0_US, 1, Decimal("1.5"), Decimal("2"), "buy")
+    good = (trade(1).product, T0_US, T0_US, 1, Decimal("1.5"), Decimal("2"), "buy", "ws")
     too_precise = (*good[:4], Decimal("1e-19"), *good[5:])
     buffer.add(good)
     buffer.add(too_precise)

@@ -13,6 +13,7 @@ from pathlib import Path
 from quotewatch.cli.arguments import port, positive, probability, products
 from quotewatch.simulate.faults import FaultConfigError, Faults
 from quotewatch.simulate.market import SPECS, UnknownProductError
+from quotewatch.simulate.rest import RestFaults
 from quotewatch.simulate.server import LocalExchange
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="a burst starts every S simulated seconds")  # fmt: skip
     faults.add_argument("--burst-duration", type=float, default=0.0, metavar="S",
                         help="each burst lasts S simulated seconds")  # fmt: skip
+    faults.add_argument("--rest-errors", type=probability, default=0.0, metavar="P",
+                        help="answer each REST request with a 503 with probability P")  # fmt: skip
+    faults.add_argument("--rest-throttle", type=probability, default=0.0, metavar="P",
+                        help="answer each REST request with a 429 (Retry-After: 1) with "
+                        "probability P, beside the real 10 requests/s limit")  # fmt: skip
+    faults.add_argument("--rest-delay", type=float, default=0.0, metavar="S",
+                        help="delay every REST response by S seconds")  # fmt: skip
     faults.add_argument("--faults-json", type=Path, default=None, metavar="PATH",
                         help="on exit, write every injected fault to PATH as JSON")  # fmt: skip
     parser.add_argument("--duration", type=positive, default=None, metavar="S",
@@ -87,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             speed=args.speed,
+            rest_faults=RestFaults(args.rest_errors, args.rest_throttle, args.rest_delay),
         )
     except (FaultConfigError, UnknownProductError, ValueError) as exc:
         log.error("quotewatch simulate: %s", exc)
@@ -114,6 +123,7 @@ async def _serve(exchange: LocalExchange, duration: float | None, faults_json: P
         async with exchange:
             print(f"exchange {exchange.exchange_url}", flush=True)
             print(f"advanced {exchange.advanced_url}", flush=True)
+            print(f"rest {exchange.rest_url}", flush=True)
             if duration is None:
                 await asyncio.Event().wait()
             else:

@@ -69,11 +69,13 @@ class Backfiller:
         api: TradesApi,
         *,
         max_ids: int = DEFAULT_BACKFILL_MAX_IDS,
+        backoff_s: float = BACKOFF_S,
         clock: Callable[[], int] = time.time_ns,
         rng: random.Random | None = None,
     ) -> None:
         self.api = api
         self.max_ids = max_ids
+        self._backoff_s = backoff_s
         self.stats = BackfillStats()
         self._clock = clock
         self._rng = rng or random.Random()
@@ -163,7 +165,7 @@ class Backfiller:
 
     def _page(self, product: str, cursor: int) -> Reply | None:
         """One page, retried; None when the attempts ran out or the thread is stopping."""
-        delay = BACKOFF_S
+        delay = self._backoff_s
         for _ in range(ATTEMPTS):
             self._pace()
             if self._stop.is_set():

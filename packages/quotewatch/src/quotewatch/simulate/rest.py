@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
+from quotewatch.simulate.faults import FaultConfigError
 from quotewatch.simulate.market import Event, Market, Match
 from quotewatch.simulate.timefmt import iso_us
 
@@ -48,6 +49,15 @@ class RestFaults:
     errors: float = 0.0
     throttle: float = 0.0
     delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("errors", "throttle"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise FaultConfigError(
+                    f"rest {name} is a probability in [0, 1], got {getattr(self, name)!r}"
+                )
+        if not 0.0 <= self.delay <= 60.0:
+            raise FaultConfigError(f"rest delay must be 0 to 60 seconds, got {self.delay!r}")
 
 
 class TradeHistory:
