@@ -155,7 +155,12 @@ def verdict(summary: Mapping[str, Any]) -> str:
     missed = sum(p["trades_missed"] for p in products) + summary.get("sequence", {}).get(
         "missed", 0
     )
-    parts = [f"{gaps} gaps ({missed} missed)" if gaps else "0 gaps"]
+    healed = ""
+    if summary.get("backfill", {}).get("enabled"):
+        backfilled = sum(p.get("trades_backfilled", 0) for p in products)
+        unrecovered = sum(p.get("trades_unrecovered", 0) for p in products)
+        healed = f", {backfilled} backfilled, {unrecovered} unrecovered"
+    parts = [f"{gaps} gaps ({missed} missed{healed})" if gaps else "0 gaps"]
     storage = summary.get("storage")
     if storage:
         values = [v for v in storage["completeness"].values() if v is not None]

@@ -42,6 +42,9 @@ class ReplayResult:
     duration_s: float
 
 
+MAX_TS = 32_503_680_000  # year 3000 in epoch seconds
+
+
 def _line_frame(line: bytes) -> tuple[int | None, Frame]:
     """A recorded line -> (receive time in µs or None, frame)."""
     try:
@@ -50,7 +53,10 @@ def _line_frame(line: bytes) -> tuple[int | None, Frame]:
         return None, line.decode("utf-8", "replace").rstrip("\r\n")
     if type(obj) is dict and len(obj) == 2 and "msg" in obj and "ts" in obj:
         ts, msg = obj["ts"], obj["msg"]
-        received_us = round(ts * 1_000_000) if isinstance(ts, int | float) else None
+        # A time that is no plausible epoch second (1e308, NaN, negative) is ignored: the frame
+        # gets the replay's clock, as a bare frame does, rather than ending the replay.
+        plausible = isinstance(ts, int | float) and 0 <= ts < MAX_TS
+        received_us = round(ts * 1_000_000) if plausible else None
         return received_us, msg if isinstance(msg, dict | str) else json.dumps(msg)
     return None, obj if isinstance(obj, dict) else line.decode("utf-8", "replace")
 
