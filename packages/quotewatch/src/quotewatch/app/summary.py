@@ -88,16 +88,7 @@ def run_summary(
     summary = feed_summary(session, duration_s)
     summary["backfill"] = _backfill_section(session, backfiller)
     if pipeline is not None:
-        summary.update(_pipeline_sections(pipeline, storage))
-        spans = {
-            product: session.trades.tracker.last(product) - first + 1  # type: ignore[operator]
-            for product, first in session.trades.first_ids.items()
-        }
-        if storage is not None and spans and "raw_trades" in summary["storage"]["completeness"]:
-            written = summary["storage"]["rows_written"].get("raw_trades", 0)
-            summary["storage"]["completeness"]["raw_trades"] = round(
-                written / sum(spans.values()), 6
-            )
+        summary.update(_pipeline_sections(pipeline, storage, session.trades.id_span()))
     return summary
 
 
@@ -174,8 +165,14 @@ def verdict(summary: Mapping[str, Any]) -> str:
     return ("LOSS: " if lost else "ok: ") + ", ".join(parts)
 
 
-def _pipeline_sections(pipeline: Pipeline, storage: Mapping[str, _Counts] | None) -> dict[str, Any]:
+def _pipeline_sections(
+    pipeline: Pipeline, storage: Mapping[str, _Counts] | None, trade_ids: int
+) -> dict[str, Any]:
     stats = pipeline.stats
+    # What completeness divides by: rows produced, but for raw_trades the trade ids that exist.
+    expected = dict(stats.rows)
+    if trade_ids and "raw_trades" in expected:
+        expected["raw_trades"] = trade_ids
     buckets = latency_buckets()
     p50, p99 = histogram_quantile(buckets, 0.5), histogram_quantile(buckets, 0.99)
     models = {name: prod.classifier.state() for name, prod in sorted(pipeline.products.items())}
@@ -214,7 +211,7 @@ def _pipeline_sections(pipeline: Pipeline, storage: Mapping[str, _Counts] | None
             "commit_retries": commit_retries(),
             "completeness": {
                 table: round(written.get(table, 0) / n, 6) if n else None
-                for table, n in stats.rows.items()
+                for table, n in expected.items()
             },
         }
     return summary

@@ -83,7 +83,6 @@ class Backfiller:
         self._found: deque[tuple[Trade, ...]] = deque()
         self._stop = threading.Event()
         self._next_request = 0.0
-        self._busy = threading.Event()
         self._lock = threading.Lock()  # the stats are counted on the loop and on the thread
         self._thread = threading.Thread(target=self._run, name="qw-backfill", daemon=True)
 
@@ -116,7 +115,7 @@ class Backfiller:
     @property
     def idle(self) -> bool:
         """Whether no gap is waiting or being fetched."""
-        return self._gaps.empty() and not self._busy.is_set()
+        return self._gaps.unfinished_tasks == 0
 
     def close(self, timeout: float) -> None:
         """Stop within `timeout` seconds; gaps not fetched by then count as unrecovered."""
@@ -137,11 +136,10 @@ class Backfiller:
                 product, gap = self._gaps.get(timeout=0.1)
             except queue.Empty:
                 continue
-            self._busy.set()
             try:
                 self._fetch(product, gap)
             finally:
-                self._busy.clear()
+                self._gaps.task_done()
 
     def _fetch(self, product: str, gap: Gap) -> None:
         cursor = gap.end + 1

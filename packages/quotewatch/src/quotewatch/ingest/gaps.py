@@ -133,6 +133,16 @@ class TradeGaps:
         self._newest: dict[str, Trade] = {}  # since the last report
         self.heartbeat_gaps: dict[str, list[Gap]] = {}
 
+    def id_span(self) -> int:
+        """Trade ids from the first to the newest seen, summed over products: every trade that
+        exists in that range, received or not (0 before any trade)."""
+        span = 0
+        for product, first in self.first_ids.items():
+            last = self.tracker.last(product)
+            if last is not None:
+                span += last - first + 1
+        return span
+
     def _trade_id_gap(self, product: str, gap: Gap) -> None:
         self.log.gap(product, "trade_id", gap)
         if self.on_gap is not None:

@@ -66,31 +66,19 @@ class TradeHistory:
     def __init__(self, market: Market) -> None:
         self._market = market
         self._ids: dict[str, list[int]] = {}
-        self._rows: dict[str, list[dict[str, object]]] = {}
+        self._matches: dict[str, list[Match]] = {}
 
     def record(self, events: Iterable[Event]) -> None:
         """Keep the matches among `events` (call before any are dropped)."""
         for event in events:
             if isinstance(event, Match):
-                self._add(event)
-
-    def _add(self, match: Match) -> None:
-        ids = self._ids.setdefault(match.product, [])
-        rows = self._rows.setdefault(match.product, [])
-        spec = self._market.products[match.product].spec
-        ids.append(match.trade_id)
-        rows.append(
-            {
-                "time": iso_us(match.time_us),
-                "trade_id": match.trade_id,
-                "price": spec.price_str(match.price),
-                "size": spec.size_str(match.size),
-                "side": match.maker_side,
-            }
-        )
-        if len(ids) > HISTORY:
-            del ids[: len(ids) - HISTORY]
-            del rows[: len(rows) - HISTORY]
+                ids = self._ids.setdefault(event.product, [])
+                matches = self._matches.setdefault(event.product, [])
+                ids.append(event.trade_id)
+                matches.append(event)
+                if len(ids) > HISTORY:
+                    del ids[: len(ids) - HISTORY]
+                    del matches[: len(matches) - HISTORY]
 
     def trade_ids(self, product: str) -> list[int]:
         """Every trade id of `product` kept, oldest first."""
@@ -100,8 +88,9 @@ class TradeHistory:
         self, product: str, *, after: int | None, before: int | None, limit: int
     ) -> list[dict[str, object]]:
         """One page, newest first: older than `after`, newer than `before`, else the newest."""
-        ids = self._ids.get(product, [])
-        rows = self._rows.get(product, [])
+        ids = self._ids.get(product)
+        if not ids:
+            return []
         if after is not None:
             end = bisect_left(ids, after)
             start = max(0, end - limit)
@@ -111,7 +100,17 @@ class TradeHistory:
         else:
             end = len(ids)
             start = max(0, end - limit)
-        return rows[start:end][::-1]
+        spec = self._market.products[product].spec
+        return [
+            {
+                "time": iso_us(m.time_us),
+                "trade_id": m.trade_id,
+                "price": spec.price_str(m.price),
+                "size": spec.size_str(m.size),
+                "side": m.maker_side,
+            }
+            for m in reversed(self._matches[product][start:end])
+        ]
 
 
 class _Bucket:
