@@ -130,6 +130,13 @@ class Settings:
         "--backfill-max-ids", "QW_BACKFILL_MAX_IDS", DEFAULT_BACKFILL_MAX_IDS, _count
     )
 
+    # The frame log under <data_dir>/wal: its group-write interval, and its size bound (0 turns
+    # the log off, e.g. where the disk is memory, as on Cloud Run without a volume).
+    wal_fsync_interval: float = _setting(
+        "--wal-fsync-interval", "QW_WAL_FSYNC_INTERVAL", 0.2, _positive_float
+    )
+    wal_max_bytes: int = _setting("--wal-max-bytes", "QW_WAL_MAX_BYTES", 1 << 30, _count)
+
     @classmethod
     def resolve(
         cls, args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None

@@ -340,6 +340,78 @@ COMMIT_RETRIES = Counter(
 )
 
 
+# --- frame log (`quotewatch.wal`) --------------------------------------------------------------
+WAL_BYTES_WRITTEN = Counter("wal_bytes_written", "Bytes appended to the frame log.")
+WAL_FSYNC_DURATION = Histogram(
+    "wal_fsync_duration_seconds",
+    "Time for one fsync of the frame log (one per group write).",
+    buckets=LATENCY_BUCKETS,
+)
+
+
+class FrameLogState(Protocol):
+    """What a frame log shows (`quotewatch.wal.LogState`)."""
+
+    segments: int
+    bytes: int
+    at_bound: bool
+
+
+class FrameLogGauges:
+    """`wal_segments`, `wal_size_bytes` and `wal_at_bound`, read at collect time from the live
+    frame logs: a process without one exports none of them (not a misleading 0)."""
+
+    SEGMENTS = "wal_segments"
+    SIZE = "wal_size_bytes"
+    AT_BOUND = "wal_at_bound"
+
+    def __init__(self) -> None:
+        self.logs = _Instances()
+
+    def track(self, cls: type[T]) -> type[T]:
+        """Class decorator: every live instance's `state()` is read at collect time."""
+        return self.logs.track(cls)
+
+    def describe(self) -> list[Metric]:
+        """The families, without samples, for the registry's name-clash check."""
+        return self._families([])
+
+    def collect(self) -> list[Metric]:
+        """One sample each, summed over the live frame logs; none without one."""
+        return self._families([log.state() for log in self.logs.live()])
+
+    def _families(self, states: list[FrameLogState]) -> list[Metric]:
+        segments = GaugeMetricFamily(self.SEGMENTS, "Frame-log segment files on disk.")
+        size = GaugeMetricFamily(self.SIZE, "Bytes of frame-log segments on disk.")
+        bound = GaugeMetricFamily(
+            self.AT_BOUND,
+            "1 while the frame log is at its size bound: new frames go through unlogged.",
+        )
+        if states:
+            segments.add_metric([], sum(st.segments for st in states))
+            size.add_metric([], sum(st.bytes for st in states))
+            bound.add_metric([], max(int(st.at_bound) for st in states))
+        return [segments, size, bound]
+
+
+FRAME_LOG_GAUGES = FrameLogGauges()
+REGISTRY.register(FRAME_LOG_GAUGES)
+WAL_FRAMES_UNLOGGED = Counter(
+    "wal_frames_unlogged",
+    "Frames processed but not logged because the frame log was at its size bound.",
+)
+WAL_REPLAYED_FRAMES = Counter(
+    "wal_replayed_frames", "Frames replayed from the frame log at start to restore raw rows."
+)
+WAL_DERIVED_FRAMES_LOST = Counter(
+    "wal_derived_frames_lost",
+    "Frames replayed at start whose derived rows (features, predictions) had not been "
+    "committed before the crash: they are not rebuilt, by table.",
+    ["table"],
+)
+start_at_zero((WAL_DERIVED_FRAMES_LOST,), ({"table": t} for t in ("features", "predictions")))
+
+
 class _CommitRetries(logging.Handler):
     """Counts pyiceberg's retries of a commit that lost the optimistic race on the catalog.
 

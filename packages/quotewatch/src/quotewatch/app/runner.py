@@ -15,6 +15,10 @@ Threading model
   assignment, so readers never lock against the pipeline.
 - **Metrics pusher threads** (`MetricsPusher`, when a push URL is set): collect the registry
   and send remote-write requests on their own schedule.
+- **Frame-log thread** (`FrameLog`, for a live feed with storage): the feed loop appends each
+  frame to a list before handling it; the log's thread writes and fsyncs them in groups. At
+  start, before the feed, the frames an earlier run logged but did not store are replayed into
+  storage (`quotewatch.wal.recovery`).
 
 For the run, `process_tuning.tuned_for_feed` shortens the GIL switch interval (other threads
 give the loop the GIL back within 0.5 ms), freezes the objects alive at start-up out of the
@@ -23,9 +27,10 @@ garbage collector's reach and collects young objects less often: all bound the l
 Shutdown (SIGINT, SIGTERM, `--duration`, or the end of a replay), in this order: stop the feed
 (cancel its task), drain the pipeline (`Pipeline.close`: predictions still waiting for a label
 are written with a null label and the counters are reported), flush storage
-(`StorageWriter.close`), final metrics push (`MetricsPusher.stop(flush=True)`), then stop the
-dashboard or metrics server. All of it within `RunOptions.shutdown_budget` (8 s: Cloud Run
-kills 10 s after SIGTERM); rows storage cannot commit in time are spilled, not lost.
+(`StorageWriter.close`), close the frame log (committed segments deleted), final metrics push
+(`MetricsPusher.stop(flush=True)`), then stop the dashboard or metrics server. All of it within
+`RunOptions.shutdown_budget` (8 s: Cloud Run kills 10 s after SIGTERM); rows storage cannot
+commit in time are spilled, not lost.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ from quotewatch.ingest.session import FeedSession
 from quotewatch.pipeline.pipeline import Pipeline, PipelineConfig
 from quotewatch.state import StateStore
 from quotewatch.storage.writer import StorageWriter
+from quotewatch.wal import FrameLog
+from quotewatch.wal.recovery import Recovery, recover
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +113,25 @@ class Runner:
         self.options = options = options or RunOptions()
         self.products = settings.products if products is None else products
         self.store = StateStore()
-        self.session = FeedSession(feed, products=self.products, max_id_jump=settings.max_id_jump)
-        self.writer = StorageWriter.from_settings(settings) if options.storage else None
+        self.session = FeedSession(
+            feed, products=self.products, max_id_jump=settings.max_id_jump,
+            drop_unsubscribed=not options.replay,
+        )  # fmt: skip
+        # A recording is its own log: only a live feed with storage keeps one.
+        self.frame_log: FrameLog | None = None
+        if options.storage and not options.replay and settings.wal_max_bytes:
+            self.frame_log = FrameLog(
+                settings.data_dir / "wal",
+                fsync_interval=settings.wal_fsync_interval,
+                max_bytes=settings.wal_max_bytes,
+            )
+            self.session.log_frames(self.frame_log)
+        self.recovery: Recovery | None = None
+        self.writer = (
+            StorageWriter.from_settings(settings, frames=self.frame_log)
+            if options.storage
+            else None
+        )
         self.pipeline = Pipeline(
             None if options.replay else self.products,
             self.store,
@@ -161,6 +185,10 @@ class Runner:
                 installed.append(sig)
         if self.server is None and not self._services_started:
             self.start_services()
+        if self.frame_log is not None and self.writer is not None and self.recovery is None:
+            self.recovery = recover(
+                self.frame_log, self.writer, max_id_jump=self.settings.max_id_jump
+            )
         failure: BaseException | None = None
         try:
             with tuned_for_feed():
@@ -235,11 +263,16 @@ class Runner:
         if self.writer is not None:
             # What close() cannot commit in its share of the budget it spills.
             counts = self.writer.close(deadline - time.monotonic() - PUSH_RESERVE)
+        if self.frame_log is not None:
+            self.frame_log.close(max(0.1, deadline - time.monotonic() - PUSH_RESERVE))
         self._final_push(deadline - time.monotonic() - SERVER_STOP_TIMEOUT)
         if self.server is not None:
             self.server.stop(SERVER_STOP_TIMEOUT)
             self.server = None
-        return run_summary(self.session, duration, self.pipeline, counts, self.backfiller)
+        return run_summary(
+            self.session, duration, self.pipeline, counts, self.backfiller,
+            frame_log=self.frame_log, recovery=self.recovery,
+        )  # fmt: skip
 
     def _final_push(self, timeout: float) -> None:
         """Stop the pusher with a last push, waiting at most `timeout` seconds: a request to a

@@ -2,8 +2,10 @@
 one place that puts it together and writes it.
 
 `run_summary` takes the feed's part from `quotewatch.ingest.summary` and adds, for a run with a
-pipeline, `pipeline` (counts, latency percentiles, rows expected per table) and `model`, and
-with storage, `storage` (rows written, commit retries and completeness per table).
+pipeline, `pipeline` (counts, latency percentiles, rows expected per table) and `model`,
+with storage, `storage` (rows written, commit retries and completeness per table), and with a
+frame log, `frame_log` (its state, and what replay at start restored and could not rebuild).
+Rows replay restored count as expected rows too: this run's writer commits them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from quotewatch.ingest.backfill import Backfiller
     from quotewatch.ingest.session import FeedSession
     from quotewatch.pipeline.pipeline import Pipeline, ProductPipeline
+    from quotewatch.wal import FrameLog
+    from quotewatch.wal.recovery import Recovery
 
 
 class _Counts(Protocol):
@@ -75,6 +79,9 @@ def run_summary(
     pipeline: Pipeline | None = None,
     storage: Mapping[str, _Counts] | None = None,
     backfiller: Backfiller | None = None,
+    *,
+    frame_log: FrameLog | None = None,
+    recovery: Recovery | None = None,
 ) -> dict[str, Any]:
     """The summary of a run of `duration_s` seconds: the feed's sections, then, with
     `pipeline`, its sections and (with the storage writer's counts) the storage section.
@@ -87,8 +94,20 @@ def run_summary(
     """
     summary = feed_summary(session, duration_s)
     summary["backfill"] = _backfill_section(session, backfiller)
+    restored = {} if recovery is None else recovery.rows
     if pipeline is not None:
-        summary.update(_pipeline_sections(pipeline, storage, session.trades.id_span()))
+        summary.update(_pipeline_sections(pipeline, storage, session.trades.id_span(), restored))
+    if frame_log is not None:
+        state = frame_log.state()
+        summary["frame_log"] = {
+            "directory": state.directory,
+            "segments": state.segments,
+            "bytes": state.bytes,
+            "max_bytes": state.max_bytes,
+            "at_bound": state.at_bound,
+            "frames_unlogged": state.frames_unlogged,
+            "recovery": None if recovery is None else recovery.summary(),
+        }
     return summary
 
 
@@ -166,13 +185,17 @@ def verdict(summary: Mapping[str, Any]) -> str:
 
 
 def _pipeline_sections(
-    pipeline: Pipeline, storage: Mapping[str, _Counts] | None, trade_ids: int
+    pipeline: Pipeline,
+    storage: Mapping[str, _Counts] | None,
+    trade_ids: int,
+    restored: Mapping[str, int],
 ) -> dict[str, Any]:
     stats = pipeline.stats
+    produced = {t: n + restored.get(t, 0) for t, n in stats.rows.items()}
     # What completeness divides by: rows produced, but for raw_trades the trade ids that exist.
-    expected = dict(stats.rows)
+    expected = dict(produced)
     if trade_ids and "raw_trades" in expected:
-        expected["raw_trades"] = trade_ids
+        expected["raw_trades"] = trade_ids + restored.get("raw_trades", 0)
     buckets = latency_buckets()
     p50, p99 = histogram_quantile(buckets, 0.5), histogram_quantile(buckets, 0.99)
     models = {name: prod.classifier.state() for name, prod in sorted(pipeline.products.items())}
@@ -185,7 +208,7 @@ def _pipeline_sections(
             "evictions": stats.evictions,
             "latency_p50_ms": None if p50 is None else round(p50 * 1e3, 4),
             "latency_p99_ms": None if p99 is None else round(p99 * 1e3, 4),
-            "rows_expected": dict(stats.rows),
+            "rows_expected": produced,
         },
         "model": {
             "ready": bool(models) and all(m.ready for m in models.values()),

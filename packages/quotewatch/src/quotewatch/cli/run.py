@@ -58,6 +58,10 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     add("--backfill-max-ids", default=None, metavar="IDS",
         help="Exchange feed: missing trade ids of one gap fetched from the REST API, 0 = off "
         "(QW_BACKFILL_MAX_IDS; 10000)")  # fmt: skip
+    add("--wal-fsync-interval", default=None, metavar="SECONDS",
+        help="seconds between frame-log group writes (QW_WAL_FSYNC_INTERVAL; 0.2)")  # fmt: skip
+    add("--wal-max-bytes", default=None, metavar="BYTES",
+        help="frame log size bound, 0 = no frame log (QW_WAL_MAX_BYTES; 1073741824)")  # fmt: skip
     add("--summary-json", type=Path, default=None, metavar="PATH",
         help="write the run summary to PATH as JSON")  # fmt: skip
 
@@ -79,6 +83,7 @@ def execute(
     from quotewatch.pipeline.pipeline import PipelineConfig
     from quotewatch.startup import probe_storage
     from quotewatch.storage.catalog import StorageConfigError
+    from quotewatch.wal import FrameLogBusyError
 
     if not args.no_storage:
         try:
@@ -92,7 +97,7 @@ def execute(
     )
     try:
         runner = Runner(settings, feed, options, config=config, source=source)
-    except (StorageConfigError, RemoteWriteConfigError) as exc:
+    except (StorageConfigError, RemoteWriteConfigError, FrameLogBusyError) as exc:
         log.error("%s", exc)
         return 2
     try:

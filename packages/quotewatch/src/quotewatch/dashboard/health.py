@@ -35,6 +35,7 @@ from quotewatch.metrics import (
     DASHBOARD_CALLBACKS,
     EVENT_LOOP_LAG,
     FLUSH_DURATION,
+    FRAME_LOG_GAUGES,
     MESSAGE_LATENCY,
     MESSAGES_MISSED,
     MESSAGES_RECEIVED,
@@ -49,6 +50,7 @@ from quotewatch.metrics import (
     SEQUENCE_GAPS,
     STAGE_DURATION,
     STATE_AGE,
+    WAL_FRAMES_UNLOGGED,
     sample_name,
 )
 
@@ -70,6 +72,10 @@ LOOP_LAG = sample_name(EVENT_LOOP_LAG)
 UPDATE_AGE = sample_name(STATE_AGE)
 RENDER = sample_name(DASHBOARD_CALLBACK_DURATION)
 TRADE_SOURCES = frozenset({"trade_id", "heartbeat"})
+WAL_SEGMENT_COUNT = FRAME_LOG_GAUGES.SEGMENTS
+WAL_SIZE = FRAME_LOG_GAUGES.SIZE
+WAL_BOUND = FRAME_LOG_GAUGES.AT_BOUND
+WAL_UNLOGGED = sample_name(WAL_FRAMES_UNLOGGED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +117,7 @@ CARDS: tuple[tuple[str, str], ...] = (
     ("health-loop-lag", "Event-loop lag p99"),
     ("health-staleness", "Dashboard staleness"),
     ("health-remote-write", "Remote write"),
+    ("health-frame-log", "Frame log"),
 )
 
 
@@ -268,6 +275,7 @@ def _cards(window: Window | None, now: float) -> list[tuple[str, str]]:
         )
     )
     cards.append(_remote_write(last, now))
+    cards.append(_frame_log(last))
     return cards
 
 
@@ -284,6 +292,19 @@ def _remote_write(last: Scrape, now: float) -> tuple[str, str]:
     if not success:
         return "never", caption
     return f"{max(0.0, now - success):.0f} s ago", f"last success · {caption}"
+
+
+def _frame_log(last: Scrape) -> tuple[str, str]:
+    segments = last.total(WAL_SEGMENT_COUNT)
+    if segments is None:
+        return "off", "no frame log in this process"
+    unlogged = last.total(WAL_UNLOGGED) or 0.0
+    if last.total(WAL_BOUND):
+        return "AT BOUND", f"{unlogged:,.0f} frames not logged · raise --wal-max-bytes"
+    caption = f"{segments:,.0f} segments, {(last.total(WAL_SIZE) or 0) / 1e6:,.1f} MB"
+    if unlogged:
+        caption += f" · {unlogged:,.0f} frames were not logged (at bound)"
+    return "logging", caption
 
 
 def _completeness_figure(window: Window | None) -> Figure:

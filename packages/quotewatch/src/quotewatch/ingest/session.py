@@ -21,15 +21,19 @@ The newest-trade gauges are set at the same time.
 
 Resubscriptions are queued in `pending_resyncs`; the live client sends them, a replay only
 counts them (the snapshot that followed in the recording then refreshes the book).
+
+`log_frames(frame_log)` makes every frame and connection start go to a frame log
+(`quotewatch.wal`) first, each whole frame handled holding the log's lock (see there why).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from qw_metrics import Gap, SequenceKind, counted
 
@@ -49,6 +53,10 @@ from quotewatch.metrics import (
     start_at_zero,
     starts_at_zero,
 )
+from quotewatch.wal.checkpoint import capture
+
+if TYPE_CHECKING:
+    from quotewatch.wal.frame_log import FrameLog
 
 Frame = str | bytes | dict[str, Any]
 # Called with each applied event and the book it updated (None if none); the result is ignored.
@@ -142,6 +150,7 @@ class FeedSession:
         # Trades whose trade_id is a suspect: passed on once confirmed, dropped if rejected.
         self._held: dict[str, Trade] = {}
         self.pending_resyncs: list[Resync] = []
+        self.frame_log: FrameLog | None = None
         self._reported: Counter[str] = Counter()
         self._report_due_us = 0
         # What applying an event gives: the book it updated, True to pass it on without a book,
@@ -178,6 +187,21 @@ class FeedSession:
         if book is None:
             book = self.books[product] = OrderBook(product)
         return book
+
+    def log_frames(self, frame_log: FrameLog) -> None:
+        """Append every frame, and each connection start, to `frame_log` before handling it."""
+        self.frame_log = frame_log
+        # An instance attribute: sessions without a log pay nothing per frame.
+        self.handle_frame = self._logged_frame  # type: ignore[method-assign]
+
+    def _logged_frame(self, frame: Frame, received_us: int) -> ParseResult:
+        frame_log = self.frame_log
+        assert frame_log is not None
+        with frame_log.lock:
+            if frame_log.roll_due:
+                frame_log.roll(capture(self))
+            frame_log.append(frame, received_us)
+            return FeedSession.handle_frame(self, frame, received_us)
 
     def handle_frame(self, frame: Frame, received_us: int) -> ParseResult:
         """Run one received frame through parse, books, trackers and consumers."""
@@ -236,6 +260,12 @@ class FeedSession:
 
     def connection_started(self) -> None:
         """A new connection: books are stale until their snapshots, counters restart."""
+        frame_log = self.frame_log
+        if frame_log is not None:
+            with frame_log.lock:
+                if frame_log.roll_due:
+                    frame_log.roll(capture(self))
+                frame_log.connected(time.time_ns() // 1000)
         for book in self.books.values():
             book.clear()
         self.pending_resyncs.clear()

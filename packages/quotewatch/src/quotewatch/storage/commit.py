@@ -6,7 +6,9 @@ commit per flush per table. Writing the files ourselves keeps a retry cheap (the
 reused; pyiceberg itself retries `CommitFailedException` by rebuilding only the manifests) and
 needs no Rust transform library for `day()` partitioning.
 
-Every commit records the ids of its batches in the snapshot summary (`quotewatch.batch-ids`).
+Every commit records the ids of its batches in the snapshot summary (`quotewatch.batch-ids`),
+and, when the rows came from logged frames, the frame-log position they cover
+(`quotewatch.frame-position`, see `quotewatch.wal`).
 Before a batch whose earlier attempt may have landed is committed again (a retry after an
 error of unknown outcome, or a spill file being recovered) the table is refreshed and batches
 whose ids are already in a snapshot are skipped: that is what makes appends exactly-once.
@@ -28,16 +30,22 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
 BATCH_PROPERTY = "quotewatch.batch-ids"
+POSITION_PROPERTY = "quotewatch.frame-position"
 
 
 @dataclass
 class Batch:
-    """Rows bound for one table under a stable id; `attempted` once a commit may have landed."""
+    """Rows bound for one table under a stable id; `attempted` once a commit may have landed.
+
+    `position`: the frame-log position the rows cover (every row of every frame up to it is in
+    this batch or an earlier one), or None when they did not come from logged frames.
+    """
 
     table: str
     batch_id: str
     data: pa.Table
     attempted: bool = False
+    position: int | None = None
 
     @property
     def rows(self) -> int:
@@ -58,6 +66,21 @@ def committed_batch_ids(table: Table) -> set[str]:
         if value:
             ids.update(value.split(","))
     return ids
+
+
+def committed_position(table: Table) -> int:
+    """The highest frame-log position recorded in the table's snapshots, or -1."""
+    positions = [
+        int(value)
+        for snapshot in table.metadata.snapshots
+        if snapshot.summary and (value := snapshot.summary.get(POSITION_PROPERTY))
+    ]
+    return max(positions, default=-1)
+
+
+def covered_position(batches: Sequence[Batch]) -> int | None:
+    """The highest position of `batches`, or None if none has one."""
+    return max((b.position for b in batches if b.position is not None), default=None)
 
 
 def partitions(data: pa.Table) -> Iterable[tuple[str, str, pa.Table]]:
@@ -107,10 +130,10 @@ def commit_batches(table: Table, batches: Sequence[Batch]) -> list[Batch]:
     paths = [path for batch in batches for path in write_data_files(table, batch)]
     for batch in batches:
         batch.attempted = True
+    properties = {BATCH_PROPERTY: ",".join(b.batch_id for b in batches)}
+    position = covered_position(batches)
+    if position is not None:
+        properties[POSITION_PROPERTY] = str(position)
     with table.transaction() as tx:
-        tx.add_files(
-            paths,
-            snapshot_properties={BATCH_PROPERTY: ",".join(b.batch_id for b in batches)},
-            check_duplicate_files=False,
-        )
+        tx.add_files(paths, snapshot_properties=properties, check_duplicate_files=False)
     return list(batches)

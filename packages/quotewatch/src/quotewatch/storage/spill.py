@@ -4,7 +4,9 @@ A spill file is `<data_dir>/spill/<table>/<batch id>.parquet`, written to a temp
 renamed, so a file that exists is complete. Recovery commits spill files through
 `commit_batches`, which skips batch ids already recorded in a snapshot, and deletes a file only
 after its batch is committed: a crash between the commit and the delete leaves a file whose id
-the next recovery finds in the table, so it is deleted without being appended twice.
+the next recovery finds in the table, so it is deleted without being appended twice. A batch's
+frame-log position is kept in the file's Parquet metadata: spilled rows are durable, so they
+count as covered for the frame log (see `quotewatch.wal.recovery`).
 A lock file per table keeps two recoveries from working on the same files at once.
 """
 
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
-from quotewatch.storage.commit import Batch, commit_batches
+from quotewatch.storage.commit import POSITION_PROPERTY, Batch, commit_batches
 from quotewatch.storage.tables import table_def
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 # Spill files recovered per commit: bounds memory and keeps one commit small.
 RECOVER_FILES_PER_COMMIT = 20
+_POSITION_KEY = POSITION_PROPERTY.encode()
 
 
 def spill_dir(data_dir: Path, table: str) -> Path:
@@ -42,9 +45,14 @@ def write_spill(data_dir: Path, batch: Batch) -> Path:
     directory = spill_dir(data_dir, batch.table)
     final = directory / f"{batch.batch_id}.parquet"
     tmp = directory / f".{batch.batch_id}.parquet.tmp"
+    data = batch.data
+    if batch.position is not None:
+        metadata = dict(data.schema.metadata or {})
+        metadata[_POSITION_KEY] = str(batch.position).encode()
+        data = data.replace_schema_metadata(metadata)
     with spill_lock(data_dir, batch.table):
         with tmp.open("wb") as f:
-            pq.write_table(batch.data, f, compression="zstd")
+            pq.write_table(data, f, compression="zstd")
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(final)
@@ -57,10 +65,21 @@ def spill_files(data_dir: Path, table: str) -> list[Path]:
     return sorted(directory.glob("*.parquet")) if directory.is_dir() else []
 
 
+def _position(path: Path) -> int | None:
+    value = (pq.read_schema(path).metadata or {}).get(_POSITION_KEY)
+    return None if value is None else int(value)
+
+
 def read_spill(path: Path, table: str) -> Batch:
     """Load a spill file as a batch that may already have been committed."""
     data = pq.read_table(path, schema=table_def(table).arrow_schema)
-    return Batch(table, path.stem, data, attempted=True)
+    return Batch(table, path.stem, data, attempted=True, position=_position(path))
+
+
+def spilled_position(data_dir: Path, table: str) -> int:
+    """The highest frame-log position of `table`'s spill files, or -1."""
+    positions = (_position(path) for path in spill_files(data_dir, table))
+    return max((p for p in positions if p is not None), default=-1)
 
 
 @contextmanager

@@ -19,19 +19,27 @@ closing thread, and the flusher, which re-checks `_still_owner()` under the same
 it records any outcome, then never touches them again. A commit the abandoned flusher has in
 flight may still land; close() spills that batch too and recovery deletes its file without
 appending it (batch ids make commits exactly once), so rows are neither lost nor duplicated.
+
+With a frame log (`frames`, see `quotewatch.wal`), a buffer is drained holding the log's lock,
+which the feed loop holds for each whole frame: the drained rows are those of every frame up
+to the log's `position` then, and the batch carries that position into its commit or spill
+file. Once every raw table's rows are durable up to a position, the log may delete the frames
+up to it (`release`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
+from pyiceberg.exceptions import NoSuchTableError
 from qw_metrics import counted, recorded, timed, track_buffer
 
 from quotewatch.metrics import (
@@ -55,8 +63,14 @@ from quotewatch.storage.buffers import (
     warm_up,
 )
 from quotewatch.storage.catalog import CatalogConfig, build_catalog
-from quotewatch.storage.commit import Batch, commit_batches, new_batch_id
-from quotewatch.storage.spill import recover_table, spill_files, write_spill
+from quotewatch.storage.commit import (
+    Batch,
+    commit_batches,
+    committed_position,
+    covered_position,
+    new_batch_id,
+)
+from quotewatch.storage.spill import recover_table, spill_files, spilled_position, write_spill
 from quotewatch.storage.tables import TABLES, ensure_tables, table_def
 
 if TYPE_CHECKING:
@@ -75,6 +89,8 @@ RETRY_MIN, RETRY_MAX = 0.5, 30.0
 CLOSE_SPILL_RESERVE = 0.5  # seconds of close()'s timeout kept for spilling what is left
 _FEATURES = frozenset(FEATURE_COLUMNS)
 _N_FEATURES = len(FEATURE_COLUMNS)
+# The tables a frame log protects: its frames may go once these hold their rows.
+RAW_TABLES = ("raw_orderbook", "raw_trades")
 
 __all__ = [
     "DEFAULT_BUFFER_ROWS",
@@ -115,6 +131,16 @@ class TableCounts:
     recovered: int = 0  # rows from spill files of earlier runs
 
 
+class FramePositions(Protocol):
+    """The frame log as the writer sees it (`quotewatch.wal.FrameLog`)."""
+
+    lock: threading.Lock  # held by the feed loop for each whole frame
+    position: int  # the newest frame's; read holding `lock`
+
+    def release(self, position: int) -> None:
+        """Every raw row of every frame up to `position` is durable."""
+
+
 def _rows(result: FlushResult) -> float:
     return result.rows
 
@@ -137,6 +163,7 @@ class StorageWriter(RowSink):
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         buffer_rows: int = DEFAULT_BUFFER_ROWS,
         clock: Callable[[], float] = time.monotonic,
+        frames: FramePositions | None = None,
     ) -> None:
         if flush_rows < 1 or buffer_rows < flush_rows or not flush_interval > 0:
             raise ValueError(
@@ -151,6 +178,8 @@ class StorageWriter(RowSink):
         self.buffer_rows = buffer_rows
         self.capacity = buffer_rows * len(TABLE_NAMES)
         self._clock = clock
+        self._frames = frames
+        self._durable = dict.fromkeys(TABLE_NAMES, -1)  # frame position durable per table
         self._book = BookBuffer(TABLES["raw_orderbook"])
         self._trades = RowBuffer(TABLES["raw_trades"])
         self._features = RowBuffer(TABLES["features"])
@@ -164,7 +193,8 @@ class StorageWriter(RowSink):
         self._counts = {name: TableCounts() for name in TABLE_NAMES}
         self._lock = threading.Lock()  # guards every hand-off of rows (see the module doc)
         self._pending: dict[str, list[Batch]] = {name: [] for name in TABLE_NAMES}
-        self._converting: dict[str, tuple[Any, int]] = {}  # table -> (rows drained, count)
+        # table -> (rows drained, count, frame position)
+        self._converting: dict[str, tuple[Any, int, int | None]] = {}
         self._spill_waiting = dict.fromkeys(TABLE_NAMES, 0)  # rows this run spilled, unrecovered
         self._abandoned = False  # close() took the flusher's rows over
         self._retry_at = dict.fromkeys(TABLE_NAMES, 0.0)
@@ -295,7 +325,7 @@ class StorageWriter(RowSink):
             held = {
                 name: len(buf) + self._spill_waiting[name] for name, buf in self._buffers.items()
             }
-            for name, (_, rows) in self._converting.items():
+            for name, (_, rows, _) in self._converting.items():
                 held[name] += rows
             for name, batches in self._pending.items():
                 held[name] += sum(b.rows for b in batches)
@@ -312,6 +342,22 @@ class StorageWriter(RowSink):
             c = self._counts[name]
             out[name] = TableCounts(buf.added, c.written, c.spilled, c.rejected, c.recovered)
         return out
+
+    def frame_positions(self) -> dict[str, int]:
+        """Per table, the highest frame-log position its commits or spill files cover (-1 for
+        none); blocking I/O, raises what the catalog raises."""
+        catalog = build_catalog(self.config)
+        positions = {}
+        for name in TABLE_NAMES:
+            try:
+                committed = committed_position(catalog.load_table(table_def(name).identifier))
+            except NoSuchTableError:
+                committed = -1
+            positions[name] = max(committed, spilled_position(self.data_dir, name))
+        with self._lock:
+            for name, position in positions.items():
+                self._durable[name] = max(self._durable[name], position)
+        return positions
 
     def read(self, name: str, limit: int | None = None) -> pa.Table:
         """Rows committed to table `name` by any writer (blocking I/O: not for the feed loop)."""
@@ -408,18 +454,27 @@ class StorageWriter(RowSink):
         with self._lock:
             return list(self._pending[name]) if self._still_owner() else []
 
+    def _frame_lock(self) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext() if self._frames is None else self._frames.lock
+
     def _take_buffer(self, name: str) -> None:
         """Drain the table's buffer into a pending batch, the drained rows visible to close()."""
         buf = self._buffers[name]
-        with self._lock:
+        frames = self._frames
+        with self._frame_lock(), self._lock:
             rows = len(buf)
-            if not rows or not self._still_owner():
+            position = None if frames is None else frames.position
+            if not self._still_owner():
+                return
+            if not rows:
+                if not self._pending[name] and name not in self._converting:
+                    self._durable_to(name, position)  # none of this table's rows in flight
                 return
             drained = buf.drain()
-            self._converting[name] = (drained, rows)
-        self._add_batch(name, drained)
+            self._converting[name] = (drained, rows, position)
+        self._add_batch(name, drained, position)
 
-    def _add_batch(self, name: str, drained: Any) -> None:
+    def _add_batch(self, name: str, drained: Any, position: int | None) -> None:
         """Convert drained rows and append them as a pending batch, unless no longer owner."""
         data, rejected = self._buffers[name].to_arrow(drained)
         with self._lock:
@@ -428,7 +483,18 @@ class StorageWriter(RowSink):
             self._converting.pop(name, None)
             self._counts[name].rejected += rejected
             if data.num_rows:
-                self._pending[name].append(Batch(name, new_batch_id(), data))
+                self._pending[name].append(Batch(name, new_batch_id(), data, position=position))
+            elif position is not None and not self._pending[name]:
+                self._durable_to(name, position)
+
+    def _durable_to(self, name: str, position: int | None) -> None:
+        """Table `name` holds every row of the frames up to `position` durably; call holding
+        `_lock`. Releases the frame log up to where every raw table does."""
+        if position is None or position <= self._durable[name]:
+            return
+        self._durable[name] = position
+        if self._frames is not None and name in RAW_TABLES:
+            self._frames.release(min(self._durable[t] for t in RAW_TABLES))
 
     def _settle(self, name: str, batches: list[Batch]) -> bool:
         """Drop `batches` (committed or spilled) from the table's pending ones, if still owner.
@@ -474,6 +540,7 @@ class StorageWriter(RowSink):
         with self._lock:
             if self._settle(name, batches):
                 self._counts[name].written += written
+                self._durable_to(name, covered_position(batches))
         return FlushResult(name, written)
 
     @counted(SPILLED_ROWS, amount=_rows, labels_from_result=FlushResult.ok)
@@ -496,6 +563,7 @@ class StorageWriter(RowSink):
                 return FlushResult(name, 0)  # close() took these over and spills them itself
             self._spilled_ids.update(b.batch_id for b in written)
             self._counts[name].spilled += spilled
+            self._durable_to(name, covered_position(written))
             self._spill_waiting[name] += spilled
             self._spills_waiting[name] = True
         log.warning("spilled %d %s rows to %s", spilled, name, self.data_dir / "spill" / name)
@@ -528,14 +596,16 @@ class StorageWriter(RowSink):
 
     def _take_over(self) -> None:
         """Take every row from the flusher thread that missed the deadline and spill it here."""
-        with self._lock:
+        with self._frame_lock(), self._lock:
             self._abandoned = True
-            converting = {name: rows for name, (rows, _) in self._converting.items()}
+            converting = {name: (rows, at) for name, (rows, _, at) in self._converting.items()}
             self._converting = {}
+            position = None if self._frames is None else self._frames.position
             drained = {name: buf.drain() for name, buf in self._buffers.items() if len(buf)}
         for name in TABLE_NAMES:
-            for rows in (converting.get(name), drained.get(name)):
-                if rows is not None:
-                    self._add_batch(name, rows)
+            if name in converting:
+                self._add_batch(name, *converting[name])
+            if name in drained:
+                self._add_batch(name, drained[name], position)
             if self._pending_batches(name):
                 self._spill(name)
