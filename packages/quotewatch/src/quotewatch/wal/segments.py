@@ -5,6 +5,8 @@ body:
 
     magic "QWB1" | kind u8 | first position u64 | entries u32 | body bytes u32 | crc32 u32
 
+The checksum covers the header's other fields and the body.
+
 - A **checkpoint** block opens every segment: the JSON state a session needs to rebuild its
   books and id trackers at the segment's first position (`quotewatch.wal.checkpoint`); it
   holds no entries.
@@ -32,6 +34,7 @@ from typing import NamedTuple
 
 MAGIC = b"QWB1"
 HEADER = struct.Struct("<4sBQIII")
+_FIELDS = struct.Struct("<4sBQII")  # the header without its checksum
 SUFFIX = ".wal"
 _LITTLE = sys.byteorder == "little"
 
@@ -99,10 +102,14 @@ def _array(code: str, values: Sequence[int]) -> bytes:
     return data.tobytes()
 
 
+def _header(kind: BlockKind, first: int, count: int, body: bytes) -> bytes:
+    fields = _FIELDS.pack(MAGIC, kind, first, count, len(body))
+    return fields + struct.pack("<I", zlib.crc32(body, zlib.crc32(fields)))
+
+
 def encode_checkpoint(first: int, state: bytes) -> bytes:
     """A checkpoint block for position `first`."""
-    crc = zlib.crc32(state)
-    return HEADER.pack(MAGIC, BlockKind.CHECKPOINT, first, 0, len(state), crc) + state
+    return _header(BlockKind.CHECKPOINT, first, 0, state) + state
 
 
 def encode_entries(
@@ -111,8 +118,7 @@ def encode_entries(
     """An entries block: `len(kinds)` entries from position `first`."""
     lengths = _array("I", [len(p) for p in payloads])
     body = b"".join((_array("B", kinds), _array("q", times), lengths, *payloads))
-    header = HEADER.pack(MAGIC, BlockKind.ENTRIES, first, len(kinds), len(body), zlib.crc32(body))
-    return header + body
+    return _header(BlockKind.ENTRIES, first, len(kinds), body) + body
 
 
 def _decode_entries(first: int, count: int, body: bytes) -> tuple[Entry, ...]:
@@ -183,7 +189,9 @@ def _block_at(data: bytes, offset: int, expected: int) -> tuple[Block, int] | No
     magic, kind, first, count, size, crc = HEADER.unpack_from(data, offset)
     start = offset + HEADER.size
     body = data[start : start + size]
-    if magic != MAGIC or first != expected or len(body) != size or zlib.crc32(body) != crc:
+    if magic != MAGIC or first != expected or len(body) != size:
+        return None
+    if zlib.crc32(body, zlib.crc32(data[offset : offset + _FIELDS.size])) != crc:
         return None
     try:
         if kind == BlockKind.CHECKPOINT:
