@@ -10,7 +10,12 @@ import pytest
 from quotewatch.cli import storage as storage_cli
 from quotewatch.storage import maintenance
 from quotewatch.storage.catalog import CatalogConfig, StorageConfigError, build_catalog, redact
-from quotewatch.storage.commit import commit_batches, committed_batch_ids, new_batch_id
+from quotewatch.storage.commit import (
+    commit_batches,
+    committed_batch_ids,
+    committed_position,
+    new_batch_id,
+)
 from quotewatch.storage.spill import spill_files, write_spill
 from quotewatch.storage.tables import ensure_tables
 from support.storage import T0_US, read_table, trade_ids, trades_batch
@@ -51,6 +56,20 @@ def test_compact_rewrites_a_day_into_one_file_per_product_with_the_same_rows(
     # A second run has nothing to do.
     [again] = maintenance.compact(catalog, DAY, ("raw_trades",))
     assert (again.files_before, again.files_after) == (1, 1)
+
+
+def test_the_frame_log_position_outlives_compaction_and_expiry(tmp_path: Path) -> None:
+    table = ensure_tables(build_catalog(CatalogConfig.resolve(tmp_path)))["raw_trades"]
+    for start, position in ((0, 41), (10, 97)):
+        batch = trades_batch(range(start, start + 10))
+        batch.position = position
+        commit_batches(table, [batch])
+    catalog = build_catalog(CatalogConfig.resolve(tmp_path))
+    maintenance.compact(catalog, DAY, ("raw_trades",))
+    maintenance.expire(catalog, dt.timedelta(0), ("raw_trades",))
+    table = catalog.load_table("quotewatch.raw_trades")
+    assert len(table.metadata.snapshots) == 1  # only the compaction's is left
+    assert committed_position(table) == 97
 
 
 def test_expire_drops_old_snapshots_but_keeps_the_data(tmp_path: Path) -> None:

@@ -30,8 +30,8 @@ class Stack:
     def __init__(self, data_dir: Path, *, log: bool = True) -> None:
         self.frame_log = FrameLog(data_dir / "wal", fsync_interval=0.01) if log else None
         self.writer = StorageWriter(
-            CatalogConfig.resolve(data_dir), data_dir, flush_rows=10**6, buffer_rows=10**6, flush_interval=3600,
-            frames=self.frame_log,
+            CatalogConfig.resolve(data_dir), data_dir, flush_rows=10**6, buffer_rows=10**6,
+            flush_interval=3600, frames=self.frame_log,
         )  # fmt: skip
         self.session = FeedSession(Feed.EXCHANGE, products=PRODUCTS, drop_unsubscribed=True)
         if self.frame_log is not None:

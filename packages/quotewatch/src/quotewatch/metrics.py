@@ -357,6 +357,14 @@ class FrameLogState(Protocol):
     at_bound: bool
 
 
+class FrameLogSource(Protocol):
+    """A frame log as the gauges read it."""
+
+    closed: bool
+
+    def state(self) -> FrameLogState: ...
+
+
 class FrameLogGauges:
     """`wal_segments`, `wal_size_bytes` and `wal_at_bound`, read at collect time from the live
     frame logs: a process without one exports none of them (not a misleading 0)."""
@@ -377,8 +385,9 @@ class FrameLogGauges:
         return self._families([])
 
     def collect(self) -> list[Metric]:
-        """One sample each, summed over the live frame logs; none without one."""
-        return self._families([log.state() for log in self.logs.live()])
+        """One sample each, summed over the open frame logs; none without one."""
+        logs: list[FrameLogSource] = self.logs.live()
+        return self._families([log.state() for log in logs if not log.closed])
 
     def _families(self, states: list[FrameLogState]) -> list[Metric]:
         segments = GaugeMetricFamily(self.SEGMENTS, "Frame-log segment files on disk.")

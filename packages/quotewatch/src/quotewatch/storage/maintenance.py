@@ -16,7 +16,14 @@ import pyarrow.parquet as pq
 from pyiceberg.io.pyarrow import parquet_file_to_data_file
 
 from quotewatch.rows import TABLE_NAMES
-from quotewatch.storage.commit import BATCH_PROPERTY, Batch, new_batch_id, write_data_files
+from quotewatch.storage.commit import (
+    BATCH_PROPERTY,
+    POSITION_PROPERTY,
+    Batch,
+    committed_position,
+    new_batch_id,
+    write_data_files,
+)
 from quotewatch.storage.tables import table_def
 
 if TYPE_CHECKING:
@@ -113,6 +120,11 @@ def compact_table(table: Table, name: str, day: dt.date) -> CompactResult:
         raise CompactionError(f"{name} {day}: rewritten files differ from the originals")
     new_files = [parquet_file_to_data_file(table.io, table.metadata, p) for p in paths]
     properties = {BATCH_PROPERTY: batch_id, "quotewatch.compacted-day": day.isoformat()}
+    # Carried forward: once `expire` drops the writer's snapshots, the frame log's replay at
+    # start still knows what the table covers.
+    position = committed_position(table)
+    if position >= 0:
+        properties[POSITION_PROPERTY] = str(position)
     with (
         table.transaction() as tx,
         tx.update_snapshot(snapshot_properties=properties).overwrite() as rewrite,

@@ -199,6 +199,11 @@ class FrameLog:
             self.frames_unlogged,
         )
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called."""
+        return self._closed
+
     def close(self, timeout: float = 5.0) -> None:
         """Write and fsync what is pending, delete released segments and stop the thread."""
         if self._closed:
@@ -234,7 +239,10 @@ class FrameLog:
         except OSError as exc:
             # The frames still go through; only their protection against a crash is lost.
             log.error("frame log: cannot write %d entries: %s", len(items), exc)
-        self._delete_released(final)
+        # At the bound nothing is appended, so once a pass found nothing pending the open
+        # segment can go too, when released: otherwise a log whose one segment filled the bound
+        # would stay there.
+        self._delete_released(final or (self.at_bound and not items))
         self._check_bound()
         if final and self._file is not None:
             self._file.close()
@@ -268,8 +276,8 @@ class FrameLog:
         written += self._write_entries(kinds, group_times, payloads)
         if written and self._file is not None:
             self._fsync(self._file.fileno())
-        if self._file is not None and self._segments[-1].size >= self.segment_bytes:
-            self.roll_due = True
+            if self._segments[-1].size >= self.segment_bytes:
+                self.roll_due = True
         return written
 
     def _write_entries(self, kinds: list[int], times: list[int], payloads: list[bytes]) -> int:
@@ -302,8 +310,8 @@ class FrameLog:
     def _fsync(self, fd: int) -> None:
         os.fsync(fd)
 
-    def _delete_released(self, final: bool) -> None:
-        """Delete segments whose every position is released (the open one too at the end)."""
+    def _delete_released(self, open_too: bool) -> None:
+        """Delete segments whose every position is released (the open one too if `open_too`)."""
         released = self._released
         keep: list[_Segment] = []
         segments = self._segments
@@ -311,7 +319,7 @@ class FrameLog:
             current = i == len(segments) - 1
             last = (self._next if current else segments[i + 1].first) - 1
             protected = segment.first < self._protect_below
-            done = last <= released and not protected and (final or not current)
+            done = last <= released and not protected and (open_too or not current)
             if done and current and self._file is not None:
                 self._file.close()
                 self._file = None
@@ -325,7 +333,9 @@ class FrameLog:
     def _check_bound(self) -> None:
         size = sum(s.size for s in self._segments)
         if size >= self.max_bytes and not self.at_bound:
-            self.at_bound = True
+            with self.lock:
+                self.at_bound = True
+                self.roll_due = False  # nothing to open a segment for until below the bound
             log.warning(
                 "frame log at its bound (%d of %d bytes in %s): new frames are processed but "
                 "not logged until storage commits; a crash now loses their rows",
