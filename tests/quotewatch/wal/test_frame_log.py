@@ -78,13 +78,13 @@ def test_every_position_is_on_disk_released_or_counted_unlogged(steps, max_bytes
                 on_disk[entry.position] = (entry.kind, entry.received_us, entry.payload)
         # What is on disk is exactly what was appended there.
         assert all(appended[p] == e for p, e in on_disk.items())
-        # Every position past the release is on disk, unless the bound made it go unlogged.
+        # Every position past the release is on disk, unless the bound made it go unlogged (an
+        # unlogged frame may be released since).
         missing = [p for p in appended if p > released and p not in on_disk]
-        assert len(missing) == unlogged
+        assert len(missing) <= unlogged
         if max_bytes == 1 << 20:
             assert unlogged == 0
-        # A segment is deleted only when every position in it is released.
-        assert all(p <= released for p in appended if p not in on_disk and p not in missing)
+            assert missing == []
 
 
 def test_a_second_process_on_the_same_log_is_refused(tmp_path: Path) -> None:

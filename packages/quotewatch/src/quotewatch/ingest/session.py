@@ -24,17 +24,22 @@ counts them (the snapshot that followed in the recording then refreshes the book
 
 `log_frames(frame_log)` makes every frame and connection start go to a frame log
 (`quotewatch.wal`) first, each whole frame handled holding the log's lock (see there why).
+Each log segment opens with `checkpoint()`, the state `restore` rebuilds: level2_batch sends
+its snapshot only once, at subscribe, so frames alone cannot rebuild a book.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from decimal import Decimal
+from typing import Any, NamedTuple, Protocol
 
+import orjson
 from qw_metrics import Gap, SequenceKind, counted
 
 from quotewatch.book import OrderBook
@@ -53,10 +58,6 @@ from quotewatch.metrics import (
     start_at_zero,
     starts_at_zero,
 )
-from quotewatch.wal.checkpoint import capture
-
-if TYPE_CHECKING:
-    from quotewatch.wal.frame_log import FrameLog
 
 Frame = str | bytes | dict[str, Any]
 # Called with each applied event and the book it updated (None if none); the result is ignored.
@@ -67,6 +68,19 @@ _log = RateLimitedLog(logging.getLogger(__name__), suppressed="more out-of-range
 REPORT_EVERY_US = 250_000  # receive time between two reports of the frame counts
 RESYNC_REASONS = ("sequence_gap", "crossed_book")
 start_at_zero((RESYNCS,), ({"reason": reason} for reason in RESYNC_REASONS))
+
+
+class FrameJournal(Protocol):
+    """Where a session logs its frames first (`quotewatch.wal.FrameLog`)."""
+
+    lock: threading.Lock  # held for each whole frame
+    roll_due: bool  # the next entry opens a segment, with `roll(checkpoint)` first
+
+    def roll(self, checkpoint: bytes) -> None: ...
+
+    def append(self, frame: object, received_us: int) -> None: ...
+
+    def connected(self, received_us: int) -> None: ...
 
 
 class FrameCount(NamedTuple):
@@ -150,7 +164,7 @@ class FeedSession:
         # Trades whose trade_id is a suspect: passed on once confirmed, dropped if rejected.
         self._held: dict[str, Trade] = {}
         self.pending_resyncs: list[Resync] = []
-        self.frame_log: FrameLog | None = None
+        self.frame_log: FrameJournal | None = None
         self._reported: Counter[str] = Counter()
         self._report_due_us = 0
         # What applying an event gives: the book it updated, True to pass it on without a book,
@@ -188,18 +202,62 @@ class FeedSession:
             book = self.books[product] = OrderBook(product)
         return book
 
-    def log_frames(self, frame_log: FrameLog) -> None:
+    def log_frames(self, frame_log: FrameJournal) -> None:
         """Append every frame, and each connection start, to `frame_log` before handling it."""
         self.frame_log = frame_log
         # An instance attribute: sessions without a log pay nothing per frame.
         self.handle_frame = self._logged_frame  # type: ignore[method-assign]
+
+    def checkpoint(self) -> bytes:
+        """The session's state as JSON: feed, products, every ready book's levels (exact
+        decimal strings), the newest trade id per product and the newest `sequence_num`, so a
+        replay from here treats a repeated trade or frame as this session did."""
+        books = {}
+        for product, book in self.books.items():
+            if book.ready:
+                bids, asks = book.levels()
+                books[product] = {
+                    "bids": [[str(p), str(s)] for p, s in bids],
+                    "asks": [[str(p), str(s)] for p, s in asks],
+                }
+        tracker = self.trades.tracker
+        products = tracker.keys()
+        state = {
+            "feed": str(self.feed),
+            "products": list(self.products),
+            "books": books,
+            "trade_ids": {k: last for k in products if (last := tracker.last(k)) is not None},
+            "sequence_num": self.sequence.tracker.last(self.sequence.label),
+        }
+        return orjson.dumps(state)
+
+    def restore(self, checkpoint: bytes) -> None:
+        """Set the books and id trackers to a `checkpoint()`'s (other books are emptied)."""
+        state = orjson.loads(checkpoint)
+        for book in self.books.values():
+            book.clear()
+        for product, sides in state["books"].items():
+            bids, asks = (
+                tuple((Decimal(p), Decimal(s)) for p, s in sides[k]) for k in ("bids", "asks")
+            )
+            self.book(product).apply_snapshot(BookSnapshot(product, bids, asks, None, 0))
+        for product, last in state["trade_ids"].items():
+            self.trades.tracker.seed(product, int(last))
+        if state["sequence_num"] is not None:
+            self.sequence.tracker.seed(self.sequence.label, int(state["sequence_num"]))
+
+    @staticmethod
+    def checkpoint_feed(checkpoint: bytes) -> tuple[Feed, tuple[str, ...]]:
+        """The feed and products a `checkpoint()` was taken of."""
+        state = orjson.loads(checkpoint)
+        return Feed(state["feed"]), tuple(state["products"])
 
     def _logged_frame(self, frame: Frame, received_us: int) -> ParseResult:
         frame_log = self.frame_log
         assert frame_log is not None
         with frame_log.lock:
             if frame_log.roll_due:
-                frame_log.roll(capture(self))
+                frame_log.roll(self.checkpoint())
             frame_log.append(frame, received_us)
             return FeedSession.handle_frame(self, frame, received_us)
 
@@ -264,7 +322,7 @@ class FeedSession:
         if frame_log is not None:
             with frame_log.lock:
                 if frame_log.roll_due:
-                    frame_log.roll(capture(self))
+                    frame_log.roll(self.checkpoint())
                 frame_log.connected(time.time_ns() // 1000)
         for book in self.books.values():
             book.clear()

@@ -12,11 +12,11 @@ every row of every frame up to it is in that table. It calls `release` with the 
 which every raw table's rows are durable (committed or spilled); segments wholly below it are
 deleted.
 
-Segments roll at `segment_bytes`: the log thread marks the roll due, and the feed loop opens the
-next segment with a checkpoint of the session (`checkpoint.py`) before its next frame. The log
-is bounded by `max_bytes`: once its segments reach the bound, it keeps what it has (the oldest
-uncommitted segment included) and new frames go through the pipeline unlogged, counted, with a
-warning; once storage has released enough, logging resumes in a new segment.
+Segments roll at `segment_bytes`: the log thread marks the roll due, and the feed loop opens
+the next segment with a checkpoint of the session (`FeedSession.checkpoint`) before its next
+frame. The log is bounded by `max_bytes`: once its segments reach the bound, it keeps what it
+has (the oldest uncommitted segment included) and new frames go through the pipeline unlogged,
+counted, with a warning; once storage has released enough, logging resumes in a new segment.
 """
 
 from __future__ import annotations

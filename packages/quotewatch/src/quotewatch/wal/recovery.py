@@ -28,7 +28,6 @@ from quotewatch.events import BookSnapshot, BookUpdate, Event, Trade
 from quotewatch.ingest.session import FeedSession
 from quotewatch.metrics import ROW_ACCOUNTS, WAL_DERIVED_FRAMES_LOST, WAL_REPLAYED_FRAMES
 from quotewatch.rows import BOOK_DEPTH
-from quotewatch.wal.checkpoint import feed_of, restore
 from quotewatch.wal.segments import BlockKind, EntryKind, read_segment, segment_paths
 
 if TYPE_CHECKING:
@@ -138,13 +137,13 @@ def recover(frame_log: FrameLog, writer: StorageWriter, *, max_id_jump: int) -> 
         if checkpoint.kind is not BlockKind.CHECKPOINT:
             log.error("frame log: %s does not open with a checkpoint; skipped", path)
             continue
-        feed, products = feed_of(checkpoint.checkpoint)
+        feed, products = FeedSession.checkpoint_feed(checkpoint.checkpoint)
         consumer = RawRows(writer, covered, products)
         session = FeedSession(
             feed, products=products, consumers=[consumer], max_id_jump=max_id_jump,
             drop_unsubscribed=True,
         )  # fmt: skip
-        restore(session, checkpoint.checkpoint)
+        session.restore(checkpoint.checkpoint)
         for entry in segment.entries():
             with frame_log.lock:
                 frame_log.position = entry.position

@@ -8,8 +8,8 @@ body:
 The checksum covers the header's other fields and the body.
 
 - A **checkpoint** block opens every segment: the JSON state a session needs to rebuild its
-  books and id trackers at the segment's first position (`quotewatch.wal.checkpoint`); it
-  holds no entries.
+  books and id trackers at the segment's first position (`FeedSession.checkpoint`); it holds
+  no entries.
 - An **entries** block is one group write: `n` entry kinds (u8), `n` receive times (i64, µs),
   `n` payload lengths (u32), then the payloads. Entries have consecutive positions from the
   block's first. Writing a group as arrays keeps the log thread's per-frame work to a few C
