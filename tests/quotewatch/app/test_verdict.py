@@ -48,6 +48,24 @@ def test_rows_neither_committed_nor_spilled_exit_3() -> None:
     assert verdict(lossy).endswith("7 rows lost (raw_trades)")
 
 
+def test_rows_restored_from_the_frame_log_are_named() -> None:
+    restored = summary(10, 0)
+    restored["frame_log"] = {
+        "recovery": {
+            "frames_replayed": 40,
+            "rows_restored": {"raw_orderbook": 30, "raw_trades": 6},
+            "derived_frames_lost": {"features": 25, "predictions": 40},
+            "error": None,
+        }
+    }
+    assert verdict(restored) == (
+        "ok: 0 gaps, completeness 100%, 36 rows of an earlier run restored from the frame log "
+        "(derived rows of 40 frames not rebuilt), 0 rows lost"
+    )
+    restored["frame_log"]["recovery"] = {"frames_replayed": 0, "error": "OperationalError: x"}
+    assert "frame log off: committed positions unreadable at start" in verdict(restored)
+
+
 def test_the_verdict_is_printed_above_the_json(capsys: pytest.CaptureFixture[str]) -> None:
     write_summary(summary(10, 0), None)
     first, rest = capsys.readouterr().out.split("\n", 1)

@@ -7,7 +7,8 @@ in start-up or in the previous run's replay). Between them sits a websocket prox
 process that records every frame it forwards, before forwarding it: that recording, not the
 log, is the oracle. After each kill the log on disk says how many frames the killed run
 logged (its positions go on from the previous run's); those first frames of the run's
-connection are replayed by `quotewatch replay` into a separate catalog, run by run, and the two
+connection (a run's positions start where its start-up line says) are replayed by
+`quotewatch replay` into a separate catalog, run by run, and the two
 catalogs' raw tables must be equal. The receive time is the one thing the recording does not
 have, so rows are compared without it (and a snapshot's row, whose event time is its receive
 time, without that either).
@@ -19,6 +20,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -148,7 +150,6 @@ def test_kill_9_in_a_loop_loses_no_logged_frame(tmp_path: Path) -> None:
     logged: list[list[str]] = []  # per run that connected: the frames its log kept
     sim = ("--port", "0", "--products", PRODUCTS, "--seed", "5", "--rate", "4")
     with simulate_process(QUOTEWATCH, *sim) as exchange, RecordingProxy(exchange) as proxy:
-        end = 0
         for kill in range(KILLS):
             connections = len(proxy.connections)
             with _run(data_dir, proxy.url) as proc:
@@ -156,17 +157,17 @@ def test_kill_9_in_a_loop_loses_no_logged_frame(tmp_path: Path) -> None:
                     wait_for(_more(proxy, connections), 60, "a connection")
                 time.sleep(rng.uniform(0.5, 6.0))
                 proc.send_signal(signal.SIGKILL)
-            new_end = _log_end(data_dir / "wal")
+                proc.wait(30)
+                assert proc.stdout is not None
+                started = re.search(rb"this run's frames from position (\d+)", proc.stdout.read())
             if len(proxy.connections) > connections:
                 assert len(proxy.connections) == connections + 1
+                assert started is not None  # it connected only after its replay
                 frames = proxy.connections[-1]
                 # The run's positions: its connection start, then one per frame it logged.
-                count = max(0, new_end - end - 1)
+                count = max(0, _log_end(data_dir / "wal") - int(started[1]) - 1)
                 assert count <= len(frames)
                 logged.append(frames[:count])
-            else:
-                assert new_end == end  # killed before it connected: nothing new logged
-            end = new_end
         assert sum(map(len, logged)) > 100, "the runs logged too few frames to prove much"
         assert sum(1 for frames in logged if frames) >= 3
 

@@ -136,3 +136,31 @@ def test_spilled_rows_are_covered_and_not_replayed_twice(tmp_path: Path) -> None
     expected = _expected(tmp_path)
     for table in ("raw_orderbook", "raw_trades", "features", "predictions"):
         assert _rows(data_dir, table) == _rows(expected, table), table
+
+
+def test_a_catalog_down_at_start_postpones_replay_and_keeps_the_log(tmp_path: Path) -> None:
+    data_dir = tmp_path / "run"
+    first = Stack(data_dir)
+    first.session.connection_started()
+    first.feed(FRAMES)
+    first.crash()
+    segments = segment_paths(data_dir / "wal")
+    assert segments
+
+    catalog = data_dir / "catalog.db"
+    catalog.rename(data_dir / "catalog.away")
+    catalog.mkdir()  # sqlite cannot open a directory: the catalog is down
+    second = Stack(data_dir)
+    postponed = recover(second.frame_log, second.writer, max_id_jump=1_000_000)
+    assert postponed.error is not None and postponed.frames == 0
+    second.frame_log.close()
+    assert segment_paths(data_dir / "wal") == segments  # kept for a later start
+    catalog.rmdir()
+    (data_dir / "catalog.away").rename(catalog)
+
+    third = Stack(data_dir)
+    assert recover(third.frame_log, third.writer, max_id_jump=1_000_000).frames == len(FRAMES)
+    third.writer.close()
+    expected = _expected(tmp_path)
+    for table in ("raw_orderbook", "raw_trades"):
+        assert _rows(data_dir, table) == _rows(expected, table), table

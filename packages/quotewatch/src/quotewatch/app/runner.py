@@ -189,6 +189,13 @@ class Runner:
             self.recovery = recover(
                 self.frame_log, self.writer, max_id_jump=self.settings.max_id_jump
             )
+            if self.recovery.error is not None:
+                # Without the committed positions, this run's could not be told from the
+                # earlier runs': run without the log, and keep its segments for a later start.
+                log.error("frame log off for this run: %s", self.recovery.error)
+                self.session.log_frames(None)
+                self.writer.detach_frames()
+                self.frame_log.close()
         failure: BaseException | None = None
         try:
             with tuned_for_feed():

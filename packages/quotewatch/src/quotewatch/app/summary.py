@@ -179,6 +179,16 @@ def verdict(summary: Mapping[str, Any]) -> str:
         spilled = sum(storage.get("rows_spilled", {}).values())
         if spilled:
             parts.append(f"{spilled} rows spilled (recovered at the next start)")
+    recovery = (summary.get("frame_log") or {}).get("recovery") or {}
+    if recovery.get("frames_replayed"):
+        restored = sum(recovery["rows_restored"].values())
+        derived = max(recovery["derived_frames_lost"].values())
+        parts.append(
+            f"{restored} rows of an earlier run restored from the frame log "
+            f"(derived rows of {derived} frames not rebuilt)"
+        )
+    elif recovery.get("error"):
+        parts.append("frame log off: committed positions unreadable at start")
     lost = rows_lost(summary)
     parts.append(f"{sum(lost.values())} rows lost" + (f" ({', '.join(lost)})" if lost else ""))
     return ("LOSS: " if lost else "ok: ") + ", ".join(parts)

@@ -202,11 +202,15 @@ class FeedSession:
             book = self.books[product] = OrderBook(product)
         return book
 
-    def log_frames(self, frame_log: FrameJournal) -> None:
-        """Append every frame, and each connection start, to `frame_log` before handling it."""
+    def log_frames(self, frame_log: FrameJournal | None) -> None:
+        """Append every frame, and each connection start, to `frame_log` before handling it
+        (None: stop logging)."""
         self.frame_log = frame_log
-        # An instance attribute: sessions without a log pay nothing per frame.
-        self.handle_frame = self._logged_frame  # type: ignore[method-assign]
+        if frame_log is None:
+            vars(self).pop("handle_frame", None)
+        else:
+            # An instance attribute: sessions without a log pay nothing per frame.
+            self.handle_frame = self._logged_frame  # type: ignore[method-assign]
 
     def checkpoint(self) -> bytes:
         """The session's state as JSON: feed, products, every ready book's levels (exact

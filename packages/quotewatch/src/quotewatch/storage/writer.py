@@ -136,6 +136,7 @@ class FramePositions(Protocol):
 
     lock: threading.Lock  # held by the feed loop for each whole frame
     position: int  # the newest frame's; read holding `lock`
+    live: bool  # replay at start is over: every frame up to `position` went through here
 
     def release(self, position: int) -> None:
         """Every raw row of every frame up to `position` is durable."""
@@ -343,6 +344,11 @@ class StorageWriter(RowSink):
             out[name] = TableCounts(buf.added, c.written, c.spilled, c.rejected, c.recovered)
         return out
 
+    def detach_frames(self) -> None:
+        """Stop recording frame-log positions (the log is off for the rest of the run)."""
+        with self._lock:
+            self._frames = None
+
     def frame_positions(self) -> dict[str, int]:
         """Per table, the highest frame-log position its commits or spill files cover (-1 for
         none); blocking I/O, raises what the catalog raises."""
@@ -467,7 +473,8 @@ class StorageWriter(RowSink):
             if not self._still_owner():
                 return
             if not rows:
-                if not self._pending[name] and name not in self._converting:
+                idle = not self._pending[name] and name not in self._converting
+                if idle and frames is not None and frames.live:
                     self._durable_to(name, position)  # none of this table's rows in flight
                 return
             drained = buf.drain()
@@ -484,8 +491,6 @@ class StorageWriter(RowSink):
             self._counts[name].rejected += rejected
             if data.num_rows:
                 self._pending[name].append(Batch(name, new_batch_id(), data, position=position))
-            elif position is not None and not self._pending[name]:
-                self._durable_to(name, position)
 
     def _durable_to(self, name: str, position: int | None) -> None:
         """Table `name` holds every row of the frames up to `position` durably; call holding

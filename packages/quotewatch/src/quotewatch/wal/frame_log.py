@@ -5,12 +5,17 @@ frame: appending only puts the frame on a list, so the feed loop never waits on 
 thread of the log's own writes what was appended as one block every `fsync_interval` seconds
 and fsyncs it (see `segments.py` for the format).
 
-Positions number the log's entries (frames and connection starts) from 0, across runs. The
-storage writer reads `position` under the same lock when it takes rows from its buffers, so the
-position a commit records (`quotewatch.frame-position` in the snapshot) covers whole frames:
-every row of every frame up to it is in that table. It calls `release` with the position up to
-which every raw table's rows are durable (committed or spilled); segments wholly below it are
-deleted.
+Positions number the log's entries (frames and connection starts). A run's first position is
+the later of the log's end and the wall clock in microseconds, so positions only ever grow
+from run to run (a wiped log directory cannot make a later run reuse positions a commit
+already recorded), as long as fewer than a million frames a second arrive.
+
+The storage writer reads `position` under the same lock when it takes rows from its buffers,
+so the position a commit records (`quotewatch.frame-position` in the snapshot) covers whole
+frames: every row of every frame up to it is in that table. It calls `release` with the
+position up to which every raw table's rows are durable (committed or spilled); segments
+wholly below it are deleted. Until `recovered()` (the earlier runs' frames replayed and their
+rows durable) the earlier runs' segments are kept whatever is released.
 
 Segments roll at `segment_bytes`: the log thread marks the roll due, and the feed loop opens
 the next segment with a checkpoint of the session (`FeedSession.checkpoint`) before its next
@@ -26,6 +31,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -128,11 +134,15 @@ class FrameLog:
         self._flock = _lock_directory(directory)
         self._segments = [_Segment(segment_first(p), p, p.stat().st_size) for p in
                           segment_paths(directory)]  # fmt: skip
-        # Positions before this run's first are kept until recovery has replayed them.
+        # The earlier runs' entries end here; their segments are kept until replayed.
         self.start = read_segment(self._segments[-1].path).end if self._segments else 0
         self._protect_below = self.start
+        self.first = max(self.start, time.time_ns() // 1000)  # this run's first position
+        # False until the earlier runs' frames are replayed and their rows durable: until then
+        # a table with no rows in flight does not hold every row of the frames so far.
+        self.live = False
         self.lock = threading.Lock()
-        self.position = self.start - 1  # the newest position given out
+        self.position = self.start - 1  # the newest position given out (replay sets it too)
         self.roll_due = True  # this run's first frame opens a segment with a checkpoint
         self.at_bound = False
         self.frames_unlogged = 0
@@ -141,7 +151,7 @@ class FrameLog:
         self._times: list[int] = []
         self._released = -1
         self._file: IO[bytes] | None = None
-        self._next = self.start  # the position the next entry written has
+        self._next = self.first  # the position the next entry written has
         self._stop = threading.Event()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="frame-log", daemon=True)
@@ -178,12 +188,14 @@ class FrameLog:
         self._released = max(self._released, position)
 
     def recovered(self) -> None:
-        """Replay of the earlier runs' frames is done: their segments may go once released."""
+        """The earlier runs' frames are replayed and their rows durable: their segments may go
+        once released."""
         self._protect_below = 0
+        self.live = True
 
     def advance_to(self, position: int) -> None:
-        """Give out positions after `position` from now on (an earlier run's commits reached
-        it though its segments are gone); call before the first frame."""
+        """Give out positions after `position` from now on (at least); call before the first
+        frame."""
         with self.lock:
             self.position = max(self.position, position)
 

@@ -121,7 +121,6 @@ def recover(frame_log: FrameLog, writer: StorageWriter, *, max_id_jump: int) -> 
     except Exception as exc:  # the catalog is down: replaying now could store rows twice
         log.error("frame log: cannot read committed positions, replay postponed: %s", exc)
         return Recovery(error=f"{type(exc).__name__}: {exc}")
-    frame_log.advance_to(max(covered.values()))
     replay_from = min(covered[t] for t in RAW_TABLES) + 1
     frames = 0
     rows = dict.fromkeys(RAW_TABLES, 0)
@@ -162,7 +161,7 @@ def recover(frame_log: FrameLog, writer: StorageWriter, *, max_id_jump: int) -> 
         for table in RAW_TABLES:
             rows[table] += consumer.rows[table]
         features_lost += consumer.features_rows_lost
-    frame_log.advance_to(max(frame_log.start - 1, *covered.values()))
+    frame_log.advance_to(max(frame_log.first - 1, *covered.values()))
     if frames:
         writer.flush(RECOVERY_FLUSH_TIMEOUT)
         log.warning(
@@ -170,5 +169,13 @@ def recover(frame_log: FrameLog, writer: StorageWriter, *, max_id_jump: int) -> 
             "restored %s; derived rows not rebuilt for %s frames",
             frames, rows, lost,
         )  # fmt: skip
-    frame_log.recovered()
+    log.info(
+        "frame log %s: %d frames replayed; this run's frames from position %d",
+        frame_log.directory, frames, frame_log.position + 1,
+    )  # fmt: skip
+    if len(writer):
+        # Not committed or spilled yet: a crash now must still find those frames.
+        log.warning("frame log: the restored rows are not stored yet; keeping the segments")
+    else:
+        frame_log.recovered()
     return Recovery(frames, rows, lost, features_lost, torn)
