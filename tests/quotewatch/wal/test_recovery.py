@@ -152,7 +152,8 @@ def test_a_catalog_down_at_start_postpones_replay_and_keeps_the_log(tmp_path: Pa
     catalog.mkdir()  # sqlite cannot open a directory: the catalog is down
     second = Stack(data_dir)
     postponed = recover(second.frame_log, second.writer, max_id_jump=1_000_000)
-    assert postponed.error is not None and postponed.frames == 0
+    assert postponed.error is not None
+    assert postponed.frames == 0
     second.frame_log.close()
     assert segment_paths(data_dir / "wal") == segments  # kept for a later start
     catalog.rmdir()
