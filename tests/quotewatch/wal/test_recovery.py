@@ -165,3 +165,17 @@ def test_a_catalog_down_at_start_postpones_replay_and_keeps_the_log(tmp_path: Pa
     expected = _expected(tmp_path)
     for table in ("raw_orderbook", "raw_trades"):
         assert _rows(data_dir, table) == _rows(expected, table), table
+
+
+def test_reading_positions_while_the_writer_creates_a_new_catalog(tmp_path: Path) -> None:
+    # Both threads used to create a fresh SQLite catalog's schema at once: "table
+    # iceberg_tables already exists" turned the frame log off for the demo's first run.
+    for attempt in range(5):
+        data_dir = tmp_path / str(attempt)
+        writer = StorageWriter(CatalogConfig.resolve(data_dir), data_dir)
+        try:
+            assert writer.frame_positions() == dict.fromkeys(
+                ("raw_orderbook", "raw_trades", "features", "predictions"), -1
+            )
+        finally:
+            writer.close()

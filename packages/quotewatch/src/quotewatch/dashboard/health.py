@@ -301,7 +301,8 @@ def _frame_log(last: Scrape) -> tuple[str, str]:
     unlogged = last.total(WAL_UNLOGGED) or 0.0
     if last.total(WAL_BOUND):
         return "AT BOUND", f"{unlogged:,.0f} frames not logged · raise --wal-max-bytes"
-    caption = f"{segments:,.0f} segments, {(last.total(WAL_SIZE) or 0) / 1e6:,.1f} MB"
+    plural = "" if segments == 1 else "s"
+    caption = f"{segments:,.0f} segment{plural}, {(last.total(WAL_SIZE) or 0) / 1e6:,.1f} MB"
     if unlogged:
         caption += f" · {unlogged:,.0f} frames were not logged (at bound)"
     return "logging", caption

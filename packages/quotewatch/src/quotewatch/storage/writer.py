@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
-from pyiceberg.exceptions import NoSuchTableError
 from qw_metrics import counted, recorded, timed, track_buffer
 
 from quotewatch.metrics import (
@@ -203,6 +202,7 @@ class StorageWriter(RowSink):
         self._spills_waiting = dict.fromkeys(TABLE_NAMES, True)  # check leftovers at start
         self._spilled_ids: set[str] = set()
         self._catalog: Catalog | None = None
+        self._catalog_lock = threading.Lock()
         self._tables: dict[str, Table] = {}
         self._wake = threading.Event()
         self._flush_now = threading.Event()
@@ -352,14 +352,10 @@ class StorageWriter(RowSink):
     def frame_positions(self) -> dict[str, int]:
         """Per table, the highest frame-log position its commits or spill files cover (-1 for
         none); blocking I/O, raises what the catalog raises."""
-        catalog = build_catalog(self.config)
-        positions = {}
-        for name in TABLE_NAMES:
-            try:
-                committed = committed_position(catalog.load_table(table_def(name).identifier))
-            except NoSuchTableError:
-                committed = -1
-            positions[name] = max(committed, spilled_position(self.data_dir, name))
+        positions = {
+            name: max(committed_position(self._table(name)), spilled_position(self.data_dir, name))
+            for name in TABLE_NAMES
+        }
         with self._lock:
             for name, position in positions.items():
                 self._durable[name] = max(self._durable[name], position)
@@ -513,11 +509,14 @@ class StorageWriter(RowSink):
         return True
 
     def _table(self, name: str) -> Table:
-        if name not in self._tables:
-            if self._catalog is None:
-                self._catalog = build_catalog(self.config)
-            self._tables.update(ensure_tables(self._catalog))
-        return self._tables[name]
+        # Also called by `frame_positions` on the runner's thread: two threads creating a new
+        # SQLite catalog's schema at once fail with "table iceberg_tables already exists".
+        with self._catalog_lock:
+            if name not in self._tables:
+                if self._catalog is None:
+                    self._catalog = build_catalog(self.config)
+                self._tables.update(ensure_tables(self._catalog))
+            return self._tables[name]
 
     @starts_at_zero(
         ROWS_WRITTEN, FLUSHES, FLUSH_ERRORS, SPILLED_ROWS, FLUSH_DURATION, FLUSH_ROWS,
