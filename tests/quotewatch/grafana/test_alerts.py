@@ -28,6 +28,8 @@ ALERTS = {
     "QuotewatchDashboardStale",
     "QuotewatchRemoteWriteFailing",
     "QuotewatchLabelerBufferFull",
+    "QuotewatchFrameLogAtBound",
+    "QuotewatchFramesReplayed",
 }
 
 
@@ -117,6 +119,22 @@ def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
     # The same tests against rules with an 89% completeness threshold must fail.
     failures = _test_against(tmp_path, RULES.read_text().replace("< 0.99", "< 0.89"))
     assert "QuotewatchDataIncomplete" in failures
+
+
+@pytest.mark.prometheus
+def test_the_frame_log_rule_holds_while_the_log_goes_in_and_out_of_its_bound(
+    tmp_path: Path,
+) -> None:
+    # Without the frames-unlogged arm, a log flapping at its bound never stays firing.
+    unlogged = (
+        "\n          or\n          sum by (environment, instance) "
+        '(increase(wal_frames_unlogged_total{job="quotewatch"}[1m])) > 0'
+    )
+    rules = RULES.read_text()
+    assert unlogged in rules
+    failures = _test_against(tmp_path, rules.replace(unlogged, ""))
+    assert "QuotewatchFrameLogAtBound" in failures
+    assert "staging" in failures
 
 
 @pytest.mark.prometheus

@@ -308,6 +308,8 @@ def test_pipeline_health_layout_follows_the_design() -> None:
         ["Messages received vs rows expected vs rows written"],
         ["Flush latency", "Flush batch size"],
         ["Completeness over time", "Feed and storage incidents"],
+        ["Frame log state", "Frame log size", "Frame log writes"],
+        ["Frames unlogged", "Frame log replay at start"],
         ["Model skill", "Log loss: model vs base rate", "ROC AUC"],
     ]
     assert _panel("data-pipeline-health.json", "Data completeness")["type"] == "gauge"
@@ -318,6 +320,25 @@ def test_pipeline_health_layout_follows_the_design() -> None:
         "coinbase_messages_missed_total",
     }
     assert all(e.startswith("sum by (source) (") for e in gaps)
+
+
+def test_frame_log_state_reads_as_words_and_no_log_is_not_zero() -> None:
+    state = _panel("data-pipeline-health.json", "Frame log state")
+    (target,) = state["targets"]
+    assert metric_names(target["expr"]) == {"wal_at_bound"}
+    defaults = state["fieldConfig"]["defaults"]
+    (mapping,) = defaults["mappings"]
+    assert {v: o["text"] for v, o in mapping["options"].items()} == {
+        "0": "logging",
+        "1": "AT BOUND",
+    }
+    assert [s["value"] for s in defaults["thresholds"]["steps"]] == [None, 1]
+    assert defaults["noValue"] == "no frame log"
+    replay = _panel("data-pipeline-health.json", "Frame log replay at start")
+    assert [metric_names(t["expr"]) for t in replay["targets"]] == [
+        {"wal_replayed_frames_total"},
+        {"wal_derived_frames_lost_total"},
+    ]
 
 
 def test_system_performance_layout_follows_the_design() -> None:

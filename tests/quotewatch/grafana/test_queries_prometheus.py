@@ -24,6 +24,7 @@ pytestmark = pytest.mark.prometheus
 STEP_S = 15
 STEPS = 80  # 20 minutes
 GAP_STEP = 60  # the first gap appears 5 minutes before the end
+BOUND_STEPS = 8  # the frame log is at its bound for the last 2 minutes
 WINDOW = {"environment": "e2e", "__range": "10m"}
 
 
@@ -50,6 +51,16 @@ def _registry() -> tuple[CollectorRegistry, dict[str, Any]]:
         ),
         "labeler_size": Gauge("labeler_buffer_size", "", registry=registry),
         "labeler_capacity": Gauge("labeler_buffer_capacity", "", registry=registry),
+        "wal_size": Gauge("wal_size_bytes", "", registry=registry),
+        "wal_segments": Gauge("wal_segments", "", registry=registry),
+        "wal_at_bound": Gauge("wal_at_bound", "", registry=registry),
+        "wal_bytes": Counter("wal_bytes_written", "", registry=registry),
+        "wal_fsync": Histogram(
+            "wal_fsync_duration_seconds", "", buckets=LATENCY_BUCKETS, registry=registry
+        ),
+        "wal_unlogged": Counter("wal_frames_unlogged", "", registry=registry),
+        "wal_replayed": Counter("wal_replayed_frames", "", registry=registry),
+        "wal_derived_lost": Counter("wal_derived_frames_lost", "", ["table"], registry=registry),
     }
     return registry, metrics
 
@@ -70,6 +81,20 @@ def _step(metrics: dict[str, Any], step: int) -> None:
         m["gaps"].labels("BTC-USD", "trade_id").inc()
     m["labeler_size"].set(950)
     m["labeler_capacity"].set(1000)
+    # The frame log: 1,000 B/s in 5 fsyncs/s of 3 ms; at its bound for the last 2 minutes, 2
+    # frames/s unlogged; a replay at GAP_STEP (a new process) whose features series is new.
+    at_bound = step > STEPS - BOUND_STEPS
+    m["wal_size"].set(1 << 30 if at_bound else 5_000_000)
+    m["wal_segments"].set(8 if at_bound else 1)
+    m["wal_at_bound"].set(int(at_bound))
+    m["wal_bytes"].inc(1000 * STEP_S)
+    for _ in range(5 * STEP_S):
+        m["wal_fsync"].observe(0.003)
+    if at_bound:
+        m["wal_unlogged"].inc(2 * STEP_S)
+    if step == GAP_STEP:
+        m["wal_replayed"].inc(1234)
+        m["wal_derived_lost"].labels("features").inc(7)
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +199,28 @@ def test_flush_heatmap_has_one_series_per_bucket(
     assert len(by_le) == len(LATENCY_BUCKETS) + 1
     assert by_le["0.025"] == 0.0
     assert by_le["0.05"] == pytest.approx(2 / STEP_S)  # two tables flush once per step
+
+
+def test_frame_log_panels(prometheus: tuple[PrometheusServer, float]) -> None:
+    prom, at = prometheus
+    (state,) = _queries("Frame log state")
+    assert prom.query_value(state, at=at) == 1.0
+    size, segments = _queries("Frame log size")
+    assert prom.query_value(size, at=at) == float(1 << 30)
+    assert prom.query_value(segments, at=at) == 8.0
+    written, fsync = _queries("Frame log writes")
+    assert prom.query_value(written, at=at) == pytest.approx(1000.0)
+    assert 0.0025 < prom.query_value(fsync, at=at) <= 0.005
+    (unlogged,) = _queries("Frames unlogged")
+    # 2 frames/s over the 1 m rate window, all of it at the bound.
+    assert prom.query_value(unlogged, at=at) == pytest.approx(120.0, rel=0.05)
+
+
+def test_replay_counts_frames_and_a_derived_series_born_in_the_window(
+    prometheus: tuple[PrometheusServer, float],
+) -> None:
+    prom, at = prometheus
+    replayed, derived = _queries("Frame log replay at start")
+    assert prom.query_value(replayed, at=at) == pytest.approx(1234.0, rel=0.05)
+    # The features series appeared with the replay: counted in full, exactly.
+    assert prom.query_values(derived, by="table", at=at) == {"features": 7.0}

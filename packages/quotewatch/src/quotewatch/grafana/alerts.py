@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from quotewatch.config import DEFAULT_JOB, DEFAULT_RUNBOOK_BASE_URL
 from quotewatch.metrics import (
+    FRAME_LOG_GAUGES,
     MESSAGES_RECEIVED,
     REMOTE_WRITE_LAST_SUCCESS,
     REMOTE_WRITE_QUEUE,
@@ -21,6 +22,8 @@ from quotewatch.metrics import (
     ROWS_WRITTEN,
     SEQUENCE_GAPS,
     STATE_AGE,
+    WAL_FRAMES_UNLOGGED,
+    WAL_REPLAYED_FRAMES,
     sample_name,
 )
 
@@ -99,6 +102,21 @@ or
     max_over_time(timestamp({REMOTE_WRITE_QUEUE}{{sel}})[1h:15s])
   ) > 300
 )"""
+
+
+def _frame_log_at_bound() -> str:
+    unlogged = sample_name(WAL_FRAMES_UNLOGGED)
+    return f"""\
+max by (environment, instance) ({FRAME_LOG_GAUGES.AT_BOUND}{{sel}}) > 0
+or
+sum by (environment, instance) (increase({unlogged}{{sel}}[1m])) > 0"""
+
+
+def _frames_replayed() -> str:
+    return f"""\
+max by (environment, instance) ({sample_name(WAL_REPLAYED_FRAMES)}{{sel}}) > 0
+and on (environment, instance)
+max by (environment, instance) (time() - process_start_time_seconds{{sel}}) < 900"""
 
 
 RULES = (
@@ -181,6 +199,38 @@ RULES = (
         "The labeler buffer has been over 90% full for a minute; at 100% it evicts unlabelled "
         "samples.",
         "labeler-buffer-full",
+    ),
+    Rule(
+        "QuotewatchFrameLogAtBound",
+        "The log leaves its bound as soon as storage makes enough frames durable, so a storage "
+        "that barely keeps up takes it in and out of the bound between samples: frames that "
+        "went through unlogged in the last minute count as at the bound too. `for: 2m` lets a "
+        "flush or two catch up before anyone is notified.",
+        _frame_log_at_bound(),
+        "2m",
+        "warning",
+        "Frame log at its size bound: frames go through unlogged ({{ $labels.environment }}, "
+        "{{ $labels.instance }})",
+        "The frame log reached --wal-max-bytes because storage has not committed or spilled "
+        "its frames' rows; new frames are processed but not logged, so a crash now loses "
+        "their rows.",
+        "frame-log-at-bound",
+    ),
+    Rule(
+        "QuotewatchFramesReplayed",
+        "Information, not a page: replay runs only at start, so the counter's value is what "
+        "this process restored, and it is shown for the first 15 minutes of the process. A "
+        "clean shutdown leaves the log empty: frames to replay mean the previous run ended "
+        "without storing them (kill -9, OOM kill, power loss). `for: 1m` like every rule.",
+        _frames_replayed(),
+        "1m",
+        "info",
+        "Frame log replayed {{ $value }} frames at start after an unclean exit "
+        "({{ $labels.environment }}, {{ $labels.instance }})",
+        "The previous run ended without storing frames it had logged; their raw rows were "
+        "restored, but their features and predictions are not rebuilt (see "
+        "wal_derived_frames_lost_total).",
+        "frames-replayed",
     ),
 )
 

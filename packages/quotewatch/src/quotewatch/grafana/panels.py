@@ -214,14 +214,25 @@ def stat(
     width: int = 8,
     height: int = 8,
     thresholds: Sequence[tuple[str, float | None]] = _GREEN,
+    states: Mapping[int, str] | None = None,
+    no_value: str | None = None,
 ) -> Panel:
-    """A stat panel showing each series' last value."""
+    """A stat panel showing each series' last value; `states` names values (a 0/1 gauge reads
+    as words), `no_value` is the text shown when the query has no series."""
     defaults: Json = {
         "unit": unit,
         "decimals": 0,
         "color": {"mode": "thresholds"},
         "thresholds": _thresholds(thresholds),
     }
+    if states:
+        options_by_value = {
+            str(value): {"text": text, "index": i}
+            for i, (value, text) in enumerate(sorted(states.items()))
+        }
+        defaults["mappings"] = [{"type": "value", "options": options_by_value}]
+    if no_value is not None:
+        defaults["noValue"] = no_value
     options: Json = {
         "reduceOptions": _reduce(),
         "colorMode": "background",

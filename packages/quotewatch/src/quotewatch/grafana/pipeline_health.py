@@ -16,6 +16,7 @@ from quotewatch.grafana.panels import (
     header_links,
     heatmap,
     increase,
+    quantile,
     rate,
     selector,
     stat,
@@ -26,6 +27,7 @@ from quotewatch.metrics import (
     FLUSH_DURATION,
     FLUSH_ERRORS,
     FLUSH_ROWS,
+    FRAME_LOG_GAUGES,
     LABELER_EVICTIONS,
     MESSAGES_INVALID,
     MESSAGES_MISSED,
@@ -39,6 +41,11 @@ from quotewatch.metrics import (
     ROWS_WRITTEN,
     SEQUENCE_GAPS,
     SPILLED_ROWS,
+    WAL_BYTES_WRITTEN,
+    WAL_DERIVED_FRAMES_LOST,
+    WAL_FRAMES_UNLOGGED,
+    WAL_FSYNC_DURATION,
+    WAL_REPLAYED_FRAMES,
     sample_name,
 )
 
@@ -75,6 +82,100 @@ def completeness(window: str) -> str:
 def buffer_fill(name: str) -> str:
     """How full buffer `name` is, in percent of its capacity (the fullest instance)."""
     return f"100 * max({selector(f'{name}_buffer_size')} / {selector(f'{name}_buffer_capacity')})"
+
+
+def frame_log_rows() -> list[list[Panel]]:
+    """Is every frame on disk before it is processed? The log's size and state, its writes,
+    frames it could not log, and what replay at start restored."""
+    gauges = FRAME_LOG_GAUGES
+    return [
+        [
+            stat(
+                "Frame log state",
+                "logging: every frame is on disk before the pipeline sees it. AT BOUND: the "
+                "log reached --wal-max-bytes because storage has not committed or spilled its "
+                "frames; new frames go through unlogged and a crash would lose their rows. No "
+                "frame log: none is open (replay, or QW_WAL_MAX_BYTES=0 as on Cloud Run).",
+                [Query(f"max({selector(gauges.AT_BOUND)})", "frame log", instant=True)],
+                unit="none",
+                width=4,
+                thresholds=[("green", None), ("red", 1)],
+                states={0: "logging", 1: "AT BOUND"},
+                no_value="no frame log",
+            ),
+            timeseries(
+                "Frame log size",
+                "Bytes of segments on disk (left) and segment files (right). Segments go once "
+                "every raw table has committed or spilled their frames, so the size stays "
+                "small while storage keeps up and climbs while it is down, up to the bound "
+                "(--wal-max-bytes, 1 GiB by default), where it stops.",
+                [
+                    Query(f"sum({selector(gauges.SIZE)})", "size"),
+                    Query(f"sum({selector(gauges.SEGMENTS)})", "segments"),
+                ],
+                unit="bytes",
+                width=10,
+                right_axis={"segments": "none"},
+            ),
+            timeseries(
+                "Frame log writes",
+                "Bytes appended to the log per second (left) and the 99th percentile of one "
+                "fsync (right, one per group write every --wal-fsync-interval). fsyncs nearing "
+                "the interval mean the disk cannot keep up.",
+                [
+                    Query(f"sum({rate(sample_name(WAL_BYTES_WRITTEN))})", "bytes written"),
+                    Query(quantile(0.99, sample_name(WAL_FSYNC_DURATION)), "fsync p99"),
+                ],
+                unit="Bps",
+                width=10,
+                right_axis={"fsync p99": "s"},
+            ),
+        ],
+        [
+            timeseries(
+                "Frames unlogged",
+                "Frames processed but not logged in each rate window, because the log was at "
+                "its bound: their rows are lost if the process crashes before storage "
+                "commits them. Zero when healthy.",
+                [
+                    Query(
+                        "sum("
+                        + increase(sample_name(WAL_FRAMES_UNLOGGED), window="$__rate_interval")
+                        + ")",
+                        "frames unlogged",
+                    )
+                ],
+                unit="none",
+                bars=True,
+            ),
+            stat(
+                "Frame log replay at start",
+                "Frames replayed from the log at start over the selected range (a previous "
+                "run ended without storing them: a crash), whose raw rows were restored; and, "
+                "per derived table, how many of them had features or predictions that are "
+                "not rebuilt. 0 after clean shutdowns.",
+                [
+                    Query(
+                        "sum("
+                        + new_or_increase(sample_name(WAL_REPLAYED_FRAMES), window="$__range")
+                        + ")",
+                        "frames replayed",
+                        instant=True,
+                    ),
+                    Query(
+                        "sum by (table) ("
+                        + new_or_increase(sample_name(WAL_DERIVED_FRAMES_LOST), window="$__range")
+                        + ")",
+                        "derived lost: {{table}}",
+                        instant=True,
+                    ),
+                ],
+                unit="none",
+                width=12,
+                thresholds=[("green", None), ("orange", 1)],
+            ),
+        ],
+    ]
 
 
 def model_row() -> list[Panel]:
@@ -323,13 +424,14 @@ def build(*, job: str = DEFAULT_JOB, runbook_url: str = DEFAULT_RUNBOOK_BASE_URL
                 bars=True,
             ),
         ],
+        *frame_log_rows(),
         model_row(),
     ]
     return dashboard(
         uid=UID,
         title="quotewatch / Data Pipeline Health",
         description="Is every feed message captured and every row stored? Message and write "
-        "rates, completeness per table, gaps, buffers and Iceberg flushes.",
+        "rates, completeness per table, gaps, buffers, Iceberg flushes and the frame log.",
         rows=rows,
         links=header_links(
             "System Performance",
