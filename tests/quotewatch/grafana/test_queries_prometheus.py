@@ -53,6 +53,7 @@ def _registry() -> tuple[CollectorRegistry, dict[str, Any]]:
         "labeler_capacity": Gauge("labeler_buffer_capacity", "", registry=registry),
         "wal_size": Gauge("wal_size_bytes", "", registry=registry),
         "wal_segments": Gauge("wal_segments", "", registry=registry),
+        "wal_max": Gauge("wal_max_bytes", "", registry=registry),
         "wal_at_bound": Gauge("wal_at_bound", "", registry=registry),
         "wal_bytes": Counter("wal_bytes_written", "", registry=registry),
         "wal_fsync": Histogram(
@@ -86,6 +87,7 @@ def _step(metrics: dict[str, Any], step: int) -> None:
     at_bound = step > STEPS - BOUND_STEPS
     m["wal_size"].set(1 << 30 if at_bound else 5_000_000)
     m["wal_segments"].set(8 if at_bound else 1)
+    m["wal_max"].set(1 << 30)
     m["wal_at_bound"].set(int(at_bound))
     m["wal_bytes"].inc(1000 * STEP_S)
     for _ in range(5 * STEP_S):
@@ -205,8 +207,9 @@ def test_frame_log_panels(prometheus: tuple[PrometheusServer, float]) -> None:
     prom, at = prometheus
     (state,) = _queries("Frame log state")
     assert prom.query_value(state, at=at) == 1.0
-    size, segments = _queries("Frame log size")
+    size, bound, segments = _queries("Frame log size")
     assert prom.query_value(size, at=at) == float(1 << 30)
+    assert prom.query_value(bound, at=at) == float(1 << 30)
     assert prom.query_value(segments, at=at) == 8.0
     written, fsync = _queries("Frame log writes")
     assert prom.query_value(written, at=at) == pytest.approx(1000.0)

@@ -354,23 +354,24 @@ class FrameLogState(Protocol):
 
     segments: int
     bytes: int
+    max_bytes: int
     at_bound: bool
 
 
 class FrameLogSource(Protocol):
     """A frame log as the gauges read it."""
 
-    closed: bool
-
     def state(self) -> FrameLogState: ...
 
 
 class FrameLogGauges:
-    """`wal_segments`, `wal_size_bytes` and `wal_at_bound`, read at collect time from the live
-    frame logs: a process without one exports none of them (not a misleading 0)."""
+    """`wal_segments`, `wal_size_bytes`, `wal_max_bytes` and `wal_at_bound`, read at collect
+    time from the frame logs alive (a closed one shows its last state, so the final push
+    carries it): a process without one exports none of them (not a misleading 0)."""
 
     SEGMENTS = "wal_segments"
     SIZE = "wal_size_bytes"
+    MAX_SIZE = "wal_max_bytes"
     AT_BOUND = "wal_at_bound"
 
     def __init__(self) -> None:
@@ -385,22 +386,24 @@ class FrameLogGauges:
         return self._families([])
 
     def collect(self) -> list[Metric]:
-        """One sample each, summed over the open frame logs; none without one."""
+        """One sample each, summed over the frame logs alive; none without one."""
         logs: list[FrameLogSource] = self.logs.live()
-        return self._families([log.state() for log in logs if not log.closed])
+        return self._families([log.state() for log in logs])
 
     def _families(self, states: list[FrameLogState]) -> list[Metric]:
         segments = GaugeMetricFamily(self.SEGMENTS, "Frame-log segment files on disk.")
         size = GaugeMetricFamily(self.SIZE, "Bytes of frame-log segments on disk.")
-        bound = GaugeMetricFamily(
+        bound = GaugeMetricFamily(self.MAX_SIZE, "The frame log's size bound, in bytes.")
+        at_bound = GaugeMetricFamily(
             self.AT_BOUND,
             "1 while the frame log is at its size bound: new frames go through unlogged.",
         )
         if states:
             segments.add_metric([], sum(st.segments for st in states))
             size.add_metric([], sum(st.bytes for st in states))
-            bound.add_metric([], max(int(st.at_bound) for st in states))
-        return [segments, size, bound]
+            bound.add_metric([], sum(st.max_bytes for st in states))
+            at_bound.add_metric([], max(int(st.at_bound) for st in states))
+        return [segments, size, bound, at_bound]
 
 
 FRAME_LOG_GAUGES = FrameLogGauges()

@@ -196,6 +196,7 @@ class Runner:
                 self.session.log_frames(None)
                 self.writer.detach_frames()
                 self.frame_log.close()
+                self.frame_log = None
         failure: BaseException | None = None
         try:
             with tuned_for_feed():

@@ -100,6 +100,7 @@ def run_summary(
     if frame_log is not None:
         state = frame_log.state()
         summary["frame_log"] = {
+            "enabled": True,
             "directory": state.directory,
             "segments": state.segments,
             "bytes": state.bytes,
@@ -108,6 +109,8 @@ def run_summary(
             "frames_unlogged": state.frames_unlogged,
             "recovery": None if recovery is None else recovery.summary(),
         }
+    elif recovery is not None:  # the log was turned off at start
+        summary["frame_log"] = {"enabled": False, "recovery": recovery.summary()}
     return summary
 
 

@@ -105,12 +105,13 @@ def frame_log_rows() -> list[list[Panel]]:
             ),
             timeseries(
                 "Frame log size",
-                "Bytes of segments on disk (left) and segment files (right). Segments go once "
-                "every raw table has committed or spilled their frames, so the size stays "
-                "small while storage keeps up and climbs while it is down, up to the bound "
-                "(--wal-max-bytes, 1 GiB by default), where it stops.",
+                "Bytes of segments on disk and the bound (left), and segment files (right). "
+                "Segments go once every raw table has committed or spilled their frames, so "
+                "the size stays small while storage keeps up and climbs while it is down, up "
+                "to the bound (--wal-max-bytes, 1 GiB by default), where logging stops.",
                 [
                     Query(f"sum({selector(gauges.SIZE)})", "size"),
+                    Query(f"sum({selector(gauges.MAX_SIZE)})", "bound"),
                     Query(f"sum({selector(gauges.SEGMENTS)})", "segments"),
                 ],
                 unit="bytes",

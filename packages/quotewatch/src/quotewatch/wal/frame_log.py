@@ -211,11 +211,6 @@ class FrameLog:
             self.frames_unlogged,
         )
 
-    @property
-    def closed(self) -> bool:
-        """Whether `close` was called."""
-        return self._closed
-
     def close(self, timeout: float = 5.0) -> None:
         """Write and fsync what is pending, delete released segments and stop the thread."""
         if self._closed:
