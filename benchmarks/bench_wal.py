@@ -190,7 +190,9 @@ def child_interleaved(recording: Path) -> None:
     from quotewatch.ingest.replay import read_frames
 
     windows = record_windows()
-    frames = [(received_us, frame) for received_us, frame, _ in read_frames(recording)]
+    # A line without a time gets the clock's, as in a replay.
+    frames = [(time.time_ns() // 1000 if received_us is None else received_us, frame)
+              for received_us, frame, _ in read_frames(recording)]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         paths = {key: full_path(Path(tmp) / key, key.rstrip("2")) for key in INTERLEAVED}
         cpu = dict.fromkeys(INTERLEAVED, 0.0)
