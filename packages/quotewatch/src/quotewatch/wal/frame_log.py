@@ -32,6 +32,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -149,6 +150,7 @@ class FrameLog:
         self._unlogged_reported = 0
         self._pending: list[Any] = []
         self._times: list[int] = []
+        self._rolls: list[int] = []  # indices in `_pending` of the segment checkpoints
         self._released = -1
         self._file: IO[bytes] | None = None
         self._next = self.first  # the position the next entry written has
@@ -178,6 +180,7 @@ class FrameLog:
     def roll(self, checkpoint: bytes) -> None:
         """Open a new segment at the next position, with the session's state there."""
         self.roll_due = False
+        self._rolls.append(len(self._pending))
         self._pending.append(_Checkpoint(self.position + 1, checkpoint))
         self._times.append(0)
 
@@ -238,11 +241,12 @@ class FrameLog:
         with self.lock:
             items, self._pending = self._pending, []
             times, self._times = self._times, []
+            rolls, self._rolls = self._rolls, []
             unlogged = self.frames_unlogged - self._unlogged_reported
             self._unlogged_reported = self.frames_unlogged
         written = 0
         try:
-            written = self._write(items, times)
+            written = self._write(items, times, rolls)
         except OSError as exc:
             # The frames still go through; only their protection against a crash is lost.
             log.error("frame log: cannot write %d entries: %s", len(items), exc)
@@ -256,44 +260,35 @@ class FrameLog:
             self._file = None
         return LogCycle(written, unlogged)
 
-    def _write(self, items: list[Any], times: list[int]) -> int:
+    def _write(self, items: list[Any], times: list[int], rolls: list[int]) -> int:
+        """Write `items` (frames and markers; those at the indices `rolls` open segments)."""
         written = 0
-        kinds: list[int] = []
-        group_times: list[int] = []
-        payloads: list[bytes] = []
-        for item, received_us in zip(items, times, strict=True):
-            if isinstance(item, _Checkpoint):
-                written += self._write_entries(kinds, group_times, payloads)
-                kinds, group_times, payloads = [], [], []
-                written += self._open_segment(item)
-                continue
-            if isinstance(item, str):
-                kinds.append(EntryKind.TEXT)
-                payloads.append(item.encode())
-            elif isinstance(item, bytes):
-                kinds.append(EntryKind.BINARY)
-                payloads.append(item)
-            elif item is CONNECT:
-                kinds.append(EntryKind.CONNECT)
-                payloads.append(b"")
-            else:
-                kinds.append(EntryKind.TEXT)
-                payloads.append(orjson.dumps(item))
-            group_times.append(received_us)
-        written += self._write_entries(kinds, group_times, payloads)
+        start = 0
+        for at in [*rolls, len(items)]:
+            written += self._write_entries(items[start:at], times[start:at])
+            if at < len(items):
+                written += self._open_segment(items[at])
+            start = at + 1
         if written and self._file is not None:
             self._fsync(self._file.fileno())
             if self._segments[-1].size >= self.segment_bytes:
                 self.roll_due = True
         return written
 
-    def _write_entries(self, kinds: list[int], times: list[int], payloads: list[bytes]) -> int:
-        if not kinds or self._file is None:
+    def _write_entries(self, entries: list[Any], times: list[int]) -> int:
+        if not entries or self._file is None:
             return 0
+        # Text frames are nearly all of them: kinds and payloads then come from C loops, since
+        # this thread's time holding the GIL is time the feed loop waits.
+        if set(map(type, entries)) == {str}:
+            kinds: Sequence[int] = bytes(len(entries))  # EntryKind.TEXT is 0
+            payloads = list(map(str.encode, entries))
+        else:
+            kinds, payloads = _encoded(entries)
         block = encode_entries(self._next, kinds, times, payloads)
         self._file.write(block)
         self._file.flush()
-        self._next += len(kinds)
+        self._next += len(entries)
         self._segments[-1].size += len(block)
         return len(block)
 
@@ -353,6 +348,26 @@ class FrameLog:
                 self.at_bound = False
                 self.roll_due = True
             log.warning("frame log below its bound again: logging resumes")
+
+
+def _encoded(entries: list[Any]) -> tuple[list[int], list[bytes]]:
+    """Kinds and payloads of entries of any kind: text, binary, decoded dicts, connects."""
+    kinds: list[int] = []
+    payloads: list[bytes] = []
+    for item in entries:
+        if isinstance(item, str):
+            kinds.append(EntryKind.TEXT)
+            payloads.append(item.encode())
+        elif isinstance(item, bytes):
+            kinds.append(EntryKind.BINARY)
+            payloads.append(item)
+        elif item is CONNECT:
+            kinds.append(EntryKind.CONNECT)
+            payloads.append(b"")
+        else:
+            kinds.append(EntryKind.TEXT)
+            payloads.append(orjson.dumps(item))
+    return kinds, payloads
 
 
 def _lock_directory(directory: Path) -> IO[str]:

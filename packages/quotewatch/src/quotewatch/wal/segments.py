@@ -26,7 +26,7 @@ import struct
 import sys
 import zlib
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -95,7 +95,7 @@ def segment_first(path: Path) -> int:
     return int(path.stem)
 
 
-def _array(code: str, values: Sequence[int]) -> bytes:
+def _array(code: str, values: Iterable[int]) -> bytes:
     data = array(code, values)
     if not _LITTLE:
         data.byteswap()
@@ -116,7 +116,7 @@ def encode_entries(
     first: int, kinds: Sequence[int], times: Sequence[int], payloads: Sequence[bytes]
 ) -> bytes:
     """An entries block: `len(kinds)` entries from position `first`."""
-    lengths = _array("I", [len(p) for p in payloads])
+    lengths = _array("I", map(len, payloads))
     body = b"".join((_array("B", kinds), _array("q", times), lengths, *payloads))
     return _header(BlockKind.ENTRIES, first, len(kinds), body) + body
 
