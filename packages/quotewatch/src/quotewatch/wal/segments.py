@@ -116,8 +116,15 @@ def encode_entries(
     first: int, kinds: Sequence[int], times: Sequence[int], payloads: Sequence[bytes]
 ) -> bytes:
     """An entries block: `len(kinds)` entries from position `first`."""
-    lengths = _array("I", map(len, payloads))
-    body = b"".join((_array("B", kinds), _array("q", times), lengths, *payloads))
+    return encode_joined(first, kinds, times, map(len, payloads), b"".join(payloads))
+
+
+def encode_joined(
+    first: int, kinds: Sequence[int], times: Sequence[int], lengths: Iterable[int], joined: bytes
+) -> bytes:
+    """An entries block from the payloads' lengths and their concatenation `joined` (one
+    allocation for a whole group instead of one per frame)."""
+    body = b"".join((_array("B", kinds), _array("q", times), _array("I", lengths), joined))
     return _header(BlockKind.ENTRIES, first, len(kinds), body) + body
 
 
