@@ -127,3 +127,26 @@ def test_earlier_segments_are_kept_until_recovery_is_done(tmp_path: Path) -> Non
     later.recovered()
     later.close()
     assert segment_paths(tmp_path) == []
+
+
+def test_a_failed_write_is_counted_and_positions_go_on_in_a_new_segment(tmp_path: Path) -> None:
+    frame_log = FrameLog(tmp_path, fsync_interval=0.01)
+    checkpoints: dict[int, bytes] = {}
+    for i in range(5):
+        _feed(frame_log, f"frame {i}", i, checkpoints)
+    time.sleep(0.05)
+    # The disk fills up: /dev/full fails every write with ENOSPC.
+    frame_log._file = Path("/dev/full").open("wb")  # noqa: SIM115
+    for i in range(5, 8):
+        _feed(frame_log, f"frame {i}", i, checkpoints)
+    time.sleep(0.05)
+    assert frame_log.frames_unlogged == 3
+    for i in range(8, 10):
+        _feed(frame_log, f"frame {i}", i, checkpoints)
+    frame_log.close()
+    reads = [read_segment(p) for p in segment_paths(tmp_path)]
+    positions = [e.position for read in reads for e in read.entries()]
+    payloads = [e.payload for read in reads for e in read.entries()]
+    assert positions == [0, 1, 2, 3, 4, 8, 9]
+    assert payloads == [f"frame {i}".encode() for i in (0, 1, 2, 3, 4, 8, 9)]
+    assert [read.first for read in reads] == [0, 8]  # the new segment opens at the next frame

@@ -248,8 +248,10 @@ class FrameLog:
         try:
             written = self._write(items, times, rolls)
         except OSError as exc:
-            # The frames still go through; only their protection against a crash is lost.
-            log.error("frame log: cannot write %d entries: %s", len(items), exc)
+            # The frames still go through; only their protection against a crash is lost. What
+            # reached the segment is unknown, so positions go on in a new one.
+            log.error("frame log: cannot write %d entries, counted unlogged: %s", len(items), exc)
+            self._abandon_segment(len(items) - len(rolls))
         # At the bound nothing is appended, so once a pass found nothing pending the open
         # segment can go too, when released: otherwise a log whose one segment filled the bound
         # would stay there.
@@ -275,8 +277,23 @@ class FrameLog:
                 self.roll_due = True
         return written
 
+    def _abandon_segment(self, unlogged: int) -> None:
+        """Stop writing to the open segment, count `unlogged` entries; the next frame opens a
+        new segment."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        with self.lock:
+            self.roll_due = True
+            self.frames_unlogged += unlogged
+
     def _write_entries(self, entries: list[Any], times: list[int]) -> int:
-        if not entries or self._file is None:
+        if not entries:
+            return 0
+        if self._file is None:  # appended after a failed write, before the next segment
+            with self.lock:
+                self.frames_unlogged += len(entries)
             return 0
         # Text frames, and ASCII ones, are nearly all of them: the block is then built by C
         # loops with a few allocations a group, since this thread's time holding the GIL is
