@@ -85,3 +85,21 @@ def test_every_real_gap_is_reported_exactly_despite_one_outlier(
         assert tracker.stats("k").rejected == 1
     assert gaps == wanted
     assert tracker.stats("k").missed == sum(g.missed for g in wanted)
+
+
+def test_a_suspect_undecided_at_the_end_is_rejected_on_request() -> None:
+    rejected: list[tuple[str, int]] = []
+    tracker: SequenceTracker[str] = SequenceTracker(
+        max_jump=BOUND, on_reject=lambda key, seq: rejected.append((key, seq))
+    )
+    for i in (100, 101, 2**63):
+        tracker.observe("k", i)
+    assert tracker.reject("k") == 2**63
+    assert rejected == [("k", 2**63)]
+    assert tracker.suspect("k") is None
+    assert tracker.stats("k").rejected == 1
+    # Nothing held (or no such stream): nothing to reject, nothing counted.
+    assert tracker.reject("k") is None
+    assert tracker.reject("other") is None
+    assert rejected == [("k", 2**63)]
+    assert tracker.last("k") == 101

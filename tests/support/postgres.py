@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from support.prometheus import free_port
@@ -46,9 +47,35 @@ def postgres_bin() -> Path | None:
     return None
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """A running throwaway cluster: its SQLAlchemy URI, and `stop` / `start` for an outage."""
+
+    uri: str
+    pg_ctl: list[str]
+    options: str
+    log: Path
+
+    def stop(self) -> None:
+        """Stop the server at once, cutting its clients off, as a crash or a cut link would."""
+        subprocess.run([*self.pg_ctl, "-m", "immediate", "stop"], capture_output=True, check=False)
+
+    def start(self) -> None:
+        """Start the server (again) on its port; AssertionError with its log if it will not."""
+        started = subprocess.run(
+            [*self.pg_ctl, "-o", self.options, "-l", str(self.log), "-w", "-t", "60", "start"],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if started.returncode != 0:
+            text = self.log.read_text() if self.log.exists() else ""
+            raise AssertionError(f"postgres did not start: {started.stderr}\n{text}")
+
+
 @contextmanager
-def running_postgres() -> Iterator[str]:
-    """Start a cluster; yield its SQLAlchemy URI (`postgresql+psycopg2://...`); stop it."""
+def postgres_cluster() -> Iterator[Cluster]:
+    """Start a cluster; yield it (its URI is `postgresql+psycopg2://...`); stop and remove it."""
     bindir = postgres_bin()
     assert bindir is not None, "needs initdb and pg_ctl: apt-get install postgresql"
     as_root = os.geteuid() == 0
@@ -65,23 +92,25 @@ def running_postgres() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg_ctl = [*run_as, str(bindir / "pg_ctl"), "-D", str(data)]
-    started = subprocess.run(
-        [*pg_ctl, "-o", options, "-l", str(log), "-w", "-t", "60", "start"],
-        check=False,
-        capture_output=True,
-        text=True,
+    cluster = Cluster(
+        uri=f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres",
+        pg_ctl=[*run_as, str(bindir / "pg_ctl"), "-D", str(data)],
+        options=f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
+        log=log,
     )
-    if started.returncode != 0:
-        text = log.read_text() if log.exists() else ""
-        shutil.rmtree(base, ignore_errors=True)
-        raise AssertionError(f"postgres did not start: {started.stderr}\n{text}")
     try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+        cluster.start()
+        yield cluster
     finally:
-        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, check=False)
+        cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def running_postgres() -> Iterator[str]:
+    """Start a cluster; yield its SQLAlchemy URI (`postgresql+psycopg2://...`); stop it."""
+    with postgres_cluster() as cluster:
+        yield cluster.uri
 
 
 def new_database(uri: str, name: str) -> str:

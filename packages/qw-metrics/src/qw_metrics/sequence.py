@@ -18,7 +18,7 @@
   called). A first id that the next one lies more than ``max_jump`` below is rejected the
   same way, and the stream starts over. `confirm` (another signal, such as a heartbeat naming
   a newer id) and `expect_jump` (a reconnect: ids moved on while away) also let a far jump
-  through.
+  through; `reject` drops a suspect still undecided when the stream ends.
 
 The tracker increments the optional ``gaps`` and ``missed`` counters itself (with the labels
 ``labels(key)`` returns), so instrumented code needs no metric calls of its own, and calls the
@@ -295,6 +295,15 @@ class SequenceTracker(Generic[K]):
         if not suspect <= seq <= suspect + self._max_jump:
             return None
         return self._confirm(key, stream, suspect)
+
+    def reject(self, key: K) -> int | None:
+        """Drop the suspect held for ``key`` as a corrupt id, as a rejecting id would (counted
+        as ``rejected``, ``on_reject`` called): for a stream that ends with it undecided.
+        Returns it, or None."""
+        stream = self._streams.get(key)
+        if stream is None or stream.suspect is None:
+            return None
+        return self._reject(key, stream)
 
     def expect_jump(self, key: K) -> None:
         """The next id of ``key`` may be any distance ahead (e.g. after a reconnect)."""

@@ -265,6 +265,7 @@ class Runner:
         if self.backfiller is not None:
             self.backfiller.close(SERVER_STOP_TIMEOUT)
             self._backfilled()
+        self.session.close()
         self.session.report_counts()
         self.pipeline.close()
         counts = None

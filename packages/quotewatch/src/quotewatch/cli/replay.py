@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         except ReplayError as exc:
             log.error("%s", exc)
             return 2
+        session.close()
         write_summary(run_summary(session, result.duration_s), args.summary_json)
         return 0
     return _run_pipeline(args, settings, feed, progress)

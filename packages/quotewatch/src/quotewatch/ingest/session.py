@@ -334,6 +334,13 @@ class FeedSession:
         self.trades.reconnected()
         self.sequence.reconnected()
 
+    def close(self) -> None:
+        """The feed has ended: a trade still held as a suspect is dropped and its id counted
+        invalid (``reason="id_out_of_range"``), as a rejected suspect is, not left uncounted."""
+        for product in list(self._held):
+            del self._held[product]
+            self.trades.tracker.reject(product)
+
     def _product(self, product: str) -> ProductStats:
         stats = self.stats.products.get(product)
         if stats is None:
