@@ -401,7 +401,9 @@ class StorageWriter(RowSink):
         try:  # open the catalog and create the tables before the first flush needs them
             self._table(TABLE_NAMES[0])
         except Exception as exc:
-            log.warning("catalog not reachable at start, will retry at the first flush: %s", exc)
+            # One line: SQLAlchemy's messages go on with the SQL and a "Background" link.
+            reason = next(iter(str(exc).splitlines()), type(exc).__name__)
+            log.warning("catalog not reachable at start, will retry at the first flush: %s", reason)
         next_due = self._clock() + self.flush_interval
         while True:
             self._wake.wait(max(0.0, next_due - self._clock()))

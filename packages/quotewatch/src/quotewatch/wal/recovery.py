@@ -121,8 +121,9 @@ def recover(frame_log: FrameLog, writer: StorageWriter, *, max_id_jump: int) -> 
     try:
         covered = writer.frame_positions()
     except Exception as exc:  # the catalog is down: replaying now could store rows twice
-        log.error("frame log: cannot read committed positions, replay postponed: %s", exc)
-        return Recovery(error=f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {next(iter(str(exc).splitlines()), '')}"
+        log.error("frame log: cannot read committed positions, replay postponed: %s", error)
+        return Recovery(error=error)
     replay_from = min(covered[t] for t in RAW_TABLES) + 1
     frames = 0
     rows = dict.fromkeys(RAW_TABLES, 0)
