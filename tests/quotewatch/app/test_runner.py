@@ -176,3 +176,19 @@ def test_shutdown_keeps_its_budget_and_spills_what_storage_cannot_take(tmp_path:
     for table in TABLES:
         assert recovered[table] == expected[table], table
         assert len(read_table(tmp_path, table)) == expected[table], table
+
+
+def test_a_live_run_drops_unsubscribed_products_and_a_replay_follows_them(tmp_path: Path) -> None:
+    # The runner's session used to follow every product a live feed sent (issue 18).
+    settings = Settings(data_dir=tmp_path, port=0, products=("BTC-USD",))
+    frames = exchange_frames(("BTC-USD", "ETH-USD"), seconds=5.0, rate=2.0)
+    live = Runner(settings, Feed.EXCHANGE, RunOptions(storage=False, dashboard=False))
+    replayed = Runner(
+        settings, Feed.EXCHANGE, RunOptions(storage=False, dashboard=False, replay=True)
+    )
+    for text, received_us in frames:
+        live.session.handle_frame(text, received_us)
+        replayed.session.handle_frame(text, received_us)
+    assert set(live.session.books) == {"BTC-USD"}
+    assert live.session.stats.invalid["unsubscribed_product"] > 0
+    assert set(replayed.session.books) == {"BTC-USD", "ETH-USD"}
