@@ -36,7 +36,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -228,10 +229,13 @@ def child_latency(url: str, seconds: float, data_dir: str) -> None:
     }))  # fmt: skip
 
 
-def latency_run(seconds: float, rate: float) -> dict[str, float]:
+@contextmanager
+def simulator(rate: float, seconds: float) -> Iterator[str]:
+    """`quotewatch simulate` for BTC-USD at `rate` in its own process, for `seconds`; yields
+    its Exchange websocket URL."""
     sim = subprocess.Popen(
         [str(Path(sys.executable).parent / "quotewatch"), "simulate", "--products", "BTC-USD",
-         "--rate", str(rate), "--duration", str(seconds + 30)],
+         "--rate", str(rate), "--duration", str(seconds)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -243,11 +247,15 @@ def latency_run(seconds: float, rate: float) -> dict[str, float]:
             url = match.group(1) if match else None
         if url is None:
             raise RuntimeError("quotewatch simulate did not print its URL")
-        with tempfile.TemporaryDirectory() as tmp:
-            return run_child(["--child-latency", url, str(seconds), tmp], disabled=False)
+        yield url
     finally:
         sim.terminate()
         sim.wait(10)
+
+
+def latency_run(seconds: float, rate: float) -> dict[str, float]:
+    with simulator(rate, seconds + 30) as url, tempfile.TemporaryDirectory() as tmp:
+        return run_child(["--child-latency", url, str(seconds), tmp], disabled=False)
 
 
 def instruction_counts(recording: Path, tmp: Path) -> dict[str, int] | None:

@@ -35,7 +35,6 @@ import bisect
 import itertools
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench_pipeline import LABEL_THRESHOLD, write_recording
+from bench_pipeline import LABEL_THRESHOLD, simulator, write_recording
 
 if TYPE_CHECKING:
     from quotewatch.ingest.session import FeedSession
@@ -370,25 +369,8 @@ def run_child(args: list[str]) -> dict[str, Any]:
 
 def run_lag(seconds: float, mode: str) -> dict[str, Any]:
     """`quotewatch simulate` at 10x in its own process, and a lag child connected to it."""
-    sim = subprocess.Popen(
-        [str(Path(sys.executable).parent / "quotewatch"), "simulate", "--products", "BTC-USD",
-         "--rate", "10", "--duration", str(seconds + 60)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        assert sim.stdout is not None
-        url = None
-        deadline = time.monotonic() + 30
-        while url is None and time.monotonic() < deadline:
-            match = re.search(r"(ws://\S+/exchange)", sim.stdout.readline())
-            url = match.group(1) if match else None
-        if url is None:
-            raise RuntimeError("quotewatch simulate did not print its URL")
-        with tempfile.TemporaryDirectory() as tmp:
-            return run_child(["--child-lag", url, str(seconds), tmp, mode])
-    finally:
-        sim.terminate()
-        sim.wait(10)
+    with simulator(10, seconds + 60) as url, tempfile.TemporaryDirectory() as tmp:
+        return run_child(["--child-lag", url, str(seconds), tmp, mode])
 
 
 def main() -> None:
