@@ -36,6 +36,12 @@ def _feed(frame_log: FrameLog, item: object, received_us: int, checkpoints: dict
             frame_log.append(item, received_us)
 
 
+def _feed_texts(frame_log: FrameLog, numbers: range, checkpoints: dict[int, bytes]) -> None:
+    """Frames "frame <i>" received at i µs, for each i in `numbers`."""
+    for i in numbers:
+        _feed(frame_log, f"frame {i}", i, checkpoints)
+
+
 @settings(max_examples=40, deadline=None)
 @given(steps=st.lists(step, max_size=25), max_bytes=st.sampled_from([400, 2_000, 1 << 20]))
 def test_every_position_is_on_disk_released_or_counted_unlogged(steps, max_bytes) -> None:
@@ -101,8 +107,7 @@ def test_a_second_process_on_the_same_log_is_refused(tmp_path: Path) -> None:
 def test_a_clean_close_after_everything_is_released_leaves_no_segment(tmp_path: Path) -> None:
     frame_log = FrameLog(tmp_path, fsync_interval=0.01)
     checkpoints: dict[int, bytes] = {}
-    for i in range(100):
-        _feed(frame_log, f"frame {i}", i, checkpoints)
+    _feed_texts(frame_log, range(100), checkpoints)
     time.sleep(0.05)
     assert len(segment_paths(tmp_path)) == 1
     frame_log.release(frame_log.position)
@@ -113,13 +118,11 @@ def test_a_clean_close_after_everything_is_released_leaves_no_segment(tmp_path: 
 def test_earlier_segments_are_kept_until_recovery_is_done(tmp_path: Path) -> None:
     checkpoints: dict[int, bytes] = {}
     earlier = FrameLog(tmp_path)
-    for i in range(10):
-        _feed(earlier, f"frame {i}", i, checkpoints)
+    _feed_texts(earlier, range(10), checkpoints)
     earlier.close()
     later = FrameLog(tmp_path, fsync_interval=0.01)
     assert later.start == 10  # positions go on from the earlier run's
-    for i in range(10):
-        _feed(later, f"frame {i}", i, checkpoints)
+    _feed_texts(later, range(10), checkpoints)
     later.release(later.position)
     time.sleep(0.05)
     # Released, but replay has not taken the earlier run's frames yet.
@@ -132,17 +135,14 @@ def test_earlier_segments_are_kept_until_recovery_is_done(tmp_path: Path) -> Non
 def test_a_failed_write_is_counted_and_positions_go_on_in_a_new_segment(tmp_path: Path) -> None:
     frame_log = FrameLog(tmp_path, fsync_interval=0.01)
     checkpoints: dict[int, bytes] = {}
-    for i in range(5):
-        _feed(frame_log, f"frame {i}", i, checkpoints)
+    _feed_texts(frame_log, range(5), checkpoints)
     time.sleep(0.05)
     # The disk fills up: /dev/full fails every write with ENOSPC.
     frame_log._file = Path("/dev/full").open("wb")  # noqa: SIM115
-    for i in range(5, 8):
-        _feed(frame_log, f"frame {i}", i, checkpoints)
+    _feed_texts(frame_log, range(5, 8), checkpoints)
     time.sleep(0.05)
     assert frame_log.frames_unlogged == 3
-    for i in range(8, 10):
-        _feed(frame_log, f"frame {i}", i, checkpoints)
+    _feed_texts(frame_log, range(8, 10), checkpoints)
     frame_log.close()
     reads = [read_segment(p) for p in segment_paths(tmp_path)]
     positions = [e.position for read in reads for e in read.entries()]

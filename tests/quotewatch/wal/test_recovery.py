@@ -21,6 +21,7 @@ from support.exchange_frames import exchange_frames
 from support.storage import read_table, wait_for, warehouse_outage
 
 PRODUCTS = ("BTC-USD", "ETH-USD")
+TABLES = ("raw_orderbook", "raw_trades", "features", "predictions")
 FRAMES = exchange_frames(PRODUCTS, seconds=20, rate=2.0)
 
 
@@ -39,6 +40,13 @@ class Stack:
         self.pipeline = Pipeline(PRODUCTS, StateStore(), self.writer)
         self.session.consumers.append(self.pipeline.process)
 
+    @classmethod
+    def connected(cls, data_dir: Path) -> Stack:
+        """A stack whose connection has started (the log's first entry)."""
+        stack = cls(data_dir)
+        stack.session.connection_started()
+        return stack
+
     def feed(self, frames: Sequence[tuple[str, int]]) -> None:
         for text, received_us in frames:
             self.session.handle_frame(text, received_us)
@@ -51,8 +59,21 @@ class Stack:
         self.frame_log.close()
 
 
+def _crashed_run(data_dir: Path) -> None:
+    """Every frame through a logged run that then "crashes"."""
+    run = Stack.connected(data_dir)
+    run.feed(FRAMES)
+    run.crash()
+
+
 def _rows(data_dir: Path, table: str) -> list[tuple[object, ...]]:
     return sorted(tuple(row.values()) for row in read_table(data_dir, table))
+
+
+def _assert_tables_as_expected(data_dir: Path, tmp_path: Path, *tables: str) -> None:
+    expected = _expected(tmp_path)
+    for table in tables or ("raw_orderbook", "raw_trades"):
+        assert _rows(data_dir, table) == _rows(expected, table), table
 
 
 def _expected(tmp_path: Path) -> Path:
@@ -69,8 +90,7 @@ def _expected(tmp_path: Path) -> Path:
 def test_replay_restores_the_raw_rows_a_crash_lost_exactly_once(tmp_path: Path) -> None:
     data_dir = tmp_path / "run"
     half = len(FRAMES) // 2
-    first = Stack(data_dir)
-    first.session.connection_started()
+    first = Stack.connected(data_dir)
     first.feed(FRAMES[:half])
     assert first.writer.flush(30)  # half the rows committed, with the position they cover
     first.feed(FRAMES[half:])
@@ -102,25 +122,19 @@ def test_replay_restores_the_raw_rows_a_crash_lost_exactly_once(tmp_path: Path) 
 
 def test_a_second_recovery_after_the_first_replays_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "run"
-    first = Stack(data_dir)
-    first.session.connection_started()
-    first.feed(FRAMES)
-    first.crash()
+    _crashed_run(data_dir)
     second = Stack(data_dir)
     assert recover(second.frame_log, second.writer, max_id_jump=1_000_000).frames > 0
     second.crash()  # after its restored rows were committed, before anything else
     third = Stack(data_dir)
     assert recover(third.frame_log, third.writer, max_id_jump=1_000_000).frames == 0
     third.writer.close()
-    expected = _expected(tmp_path)
-    for table in ("raw_orderbook", "raw_trades"):
-        assert _rows(data_dir, table) == _rows(expected, table), table
+    _assert_tables_as_expected(data_dir, tmp_path)
 
 
 def test_spilled_rows_are_covered_and_not_replayed_twice(tmp_path: Path) -> None:
     data_dir = tmp_path / "run"
-    first = Stack(data_dir)
-    first.session.connection_started()
+    first = Stack.connected(data_dir)
     first.feed(FRAMES)
     first.pipeline.close()
     wait_for(lambda: first.writer.storage_open, 30, "the tables to be created")
@@ -133,17 +147,12 @@ def test_spilled_rows_are_covered_and_not_replayed_twice(tmp_path: Path) -> None
     recovery = recover(second.frame_log, second.writer, max_id_jump=1_000_000)
     assert recovery.frames == 0  # the spill files cover every frame
     second.writer.close()  # its first pass committed the spill files
-    expected = _expected(tmp_path)
-    for table in ("raw_orderbook", "raw_trades", "features", "predictions"):
-        assert _rows(data_dir, table) == _rows(expected, table), table
+    _assert_tables_as_expected(data_dir, tmp_path, *TABLES)
 
 
 def test_a_catalog_down_at_start_postpones_replay_and_keeps_the_log(tmp_path: Path) -> None:
     data_dir = tmp_path / "run"
-    first = Stack(data_dir)
-    first.session.connection_started()
-    first.feed(FRAMES)
-    first.crash()
+    _crashed_run(data_dir)
     segments = segment_paths(data_dir / "wal")
     assert segments
 
@@ -162,9 +171,7 @@ def test_a_catalog_down_at_start_postpones_replay_and_keeps_the_log(tmp_path: Pa
     third = Stack(data_dir)
     assert recover(third.frame_log, third.writer, max_id_jump=1_000_000).frames == len(FRAMES)
     third.writer.close()
-    expected = _expected(tmp_path)
-    for table in ("raw_orderbook", "raw_trades"):
-        assert _rows(data_dir, table) == _rows(expected, table), table
+    _assert_tables_as_expected(data_dir, tmp_path)
 
 
 def test_reading_positions_while_the_writer_creates_a_new_catalog(tmp_path: Path) -> None:
