@@ -153,7 +153,7 @@ class FrameLog:
         self._rolls: list[int] = []  # indices in `_pending` of the segment checkpoints
         self._released = -1
         self._file: IO[bytes] | None = None
-        self._next = self.first  # the position the next entry written has
+        self._next = self.first  # the next entry's position; each segment's checkpoint sets it
         self._stop = threading.Event()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="frame-log", daemon=True)
